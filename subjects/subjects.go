@@ -232,5 +232,8 @@ func ActionFromType(ceType string) (action string, ok bool) {
 		return "", false
 	}
 	action, found = strings.CutSuffix(rest, ".request")
-	return action, found && action != ""
+	if !found || action == "" {
+		return "", false
+	}
+	return action, true
 }
