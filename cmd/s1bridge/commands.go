@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/s1bridge/s1bridge/config"
+	"github.com/s1bridge/s1bridge/connector"
+	"github.com/s1bridge/s1bridge/handlers"
+	"github.com/s1bridge/s1bridge/logging"
+	"github.com/s1bridge/s1bridge/sentinelone"
+)
+
+// newFlags returns a flag set that reports errors instead of exiting, and
+// accepts flags after positional arguments (s1bridge call ACTION JSON --console x).
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("s1bridge "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseInterleaved parses flags that may stand before, between or after the
+// positional arguments, and returns the positional ones.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// loadConfig loads the configuration and builds the logger from it. The
+// caller closes the returned closer.
+func loadConfig(o config.Options, stderr io.Writer) (*config.Config, *slog.Logger, io.Closer, error) {
+	o.Actions = handlers.Names()
+	cfg, err := config.LoadWith(o)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	log, closer, err := logging.New(cfg.Log, cfg.Secrets())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
+	return cfg, log, closer, nil
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	file := fs.String("config", config.DefaultFile, "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	cfg, log, closer, err := loadConfig(config.Options{File: *file}, stderr)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	c, err := connector.New(cfg, log, connector.WithEmulator(startEmulator(ctx, false)))
+	if err != nil {
+		return err
+	}
+	log.Info("s1bridge starting", "version", connector.Version, "config", *file)
+	return c.Run(ctx)
+}
+
+func cmdVersion(stdout io.Writer) error {
+	fmt.Fprintf(stdout, "s1bridge %s (commit %s, %s %s/%s)\n", connector.Version, connector.Commit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
+}
+
+func cmdCall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("call", stderr)
+	console := fs.String("console", "main", "console name")
+	server := fs.String("server", envOr("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (default $NATS_URL or nats://127.0.0.1:4222)")
+	prefix := fs.String("prefix", "s1", "subject prefix (subjects.prefix)")
+	timeout := fs.Duration("timeout", 35*time.Second, "how long to wait for the reply; sent as the request's expirytime")
+	creds := fs.String("creds", os.Getenv("NATS_CREDS"), "NATS credentials file")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return exitError{2}
+	}
+	if len(pos) < 1 || len(pos) > 2 {
+		fmt.Fprintln(stderr, "usage: s1bridge call ACTION [JSON] [--console NAME] [--server URL]")
+		fmt.Fprintln(stderr, "actions:", strings.Join(handlers.Names(), ", "))
+		return exitError{2}
+	}
+	action, data := pos[0], []byte("{}")
+	if len(pos) == 2 {
+		data = []byte(pos[1])
+		if pos[1] == "-" {
+			if data, err = io.ReadAll(os.Stdin); err != nil {
+				return err
+			}
+		}
+	}
+	nc, err := connector.Connect(connector.NATSOptions{URL: *server, Name: "s1bridge-call", CredsFile: *creds}, "", slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	subj := *prefix + "." + *console + ".action." + action
+	reply, err := connector.Call(ctx, nc, subj, action, "/s1bridge/cli", data)
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	if json.Indent(&out, reply.Event.Data, "", "  ") != nil {
+		out.Write(reply.Event.Data)
+	}
+	out.WriteByte('\n')
+	if reply.Err != nil {
+		stderr.Write(out.Bytes())
+		fmt.Fprintf(stderr, "s1bridge: %s failed: %d %s\n", action, reply.Err.Code, reply.Err.Message)
+		return exitError{1}
+	}
+	_, err = stdout.Write(out.Bytes())
+	return err
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// cmdCheck validates the configuration, reaches NATS and checks each
+// console's token with GET /system/info. It prints one line per check and
+// fails if any failed. Token values never appear: errors come from the client,
+// which redacts them.
+func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check", stderr)
+	file := fs.String("config", config.DefaultFile, "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	cfg, err := config.LoadWith(config.Options{File: *file, Actions: handlers.Names()})
+	if err != nil {
+		fmt.Fprintf(stdout, "FAIL config %s:\n%v\n", *file, err)
+		return exitError{1}
+	}
+	fmt.Fprintf(stdout, "ok   config %s (%d console(s))\n", *file, len(cfg.Consoles))
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stdout, "warn %s\n", w)
+	}
+	failed := false
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+
+	if cfg.NATS.URL == "" {
+		fmt.Fprintf(stdout, "ok   nats: embedded server (nats.url is empty), store %s\n", cfg.NATS.Embedded.StoreDir)
+	} else {
+		n := cfg.NATS
+		nc, err := connector.Connect(connector.NATSOptions{
+			URL: n.URL, Name: n.Name + "-check", CredsFile: n.CredsFile, NkeyFile: n.NKeyFile,
+			Token: n.Token.Reveal(), User: n.User, Password: n.Password.Reveal(),
+			CAFile: n.TLS.CAFile, CertFile: n.TLS.CertFile, KeyFile: n.TLS.KeyFile,
+		}, "", slog.New(slog.DiscardHandler))
+		if err != nil {
+			failed = true
+			fmt.Fprintf(stdout, "FAIL nats: %v\n", err)
+		} else {
+			err := nc.FlushWithContext(ctx)
+			js := "no JetStream"
+			if _, jerr := nc.RTT(); jerr == nil {
+				if info, jerr := jetStreamAccount(ctx, nc); jerr == nil {
+					js = info
+				}
+			}
+			if err != nil {
+				failed = true
+				fmt.Fprintf(stdout, "FAIL nats %s: %v\n", nc.ConnectedUrlRedacted(), err)
+			} else {
+				fmt.Fprintf(stdout, "ok   nats %s (server %s, %s)\n", nc.ConnectedUrlRedacted(), nc.ConnectedServerVersion(), js)
+			}
+			nc.Close()
+		}
+	}
+
+	stopEmu := []func(){}
+	defer func() {
+		for _, s := range stopEmu {
+			s()
+		}
+	}()
+	for _, name := range cfg.ConsoleNames() {
+		cc := cfg.Consoles[name]
+		url := cc.URL
+		if url == config.Emulator {
+			u, stop, err := startEmulator(ctx, false)(cc.APIToken.Reveal())
+			if err != nil {
+				failed = true
+				fmt.Fprintf(stdout, "FAIL console %s: emulator: %v\n", name, err)
+				continue
+			}
+			stopEmu = append(stopEmu, stop)
+			url = u
+		}
+		client, err := sentinelone.New(sentinelone.Config{
+			BaseURL: url, Token: cc.APIToken.Reveal(), Timeout: cc.Timeout, RetryMax: -1,
+			RatePerSecond: cc.RateLimit.PerSecond, RateBurst: cc.RateLimit.Burst,
+		})
+		if err == nil {
+			_, err = client.SystemInfo(ctx)
+		}
+		if err != nil {
+			failed = true
+			fmt.Fprintf(stdout, "FAIL console %s (%s): %v\n", name, cc.URL, err)
+			continue
+		}
+		fmt.Fprintf(stdout, "ok   console %s (%s): token accepted\n", name, cc.URL)
+	}
+	if failed {
+		return exitError{1}
+	}
+	return nil
+}
+
+// jetStreamAccount describes the JetStream account of nc, or fails when
+// JetStream is not enabled for it.
+func jetStreamAccount(ctx context.Context, nc *nats.Conn) (string, error) {
+	msg, err := nc.RequestWithContext(ctx, "$JS.API.INFO", nil)
+	if err != nil {
+		return "", err
+	}
+	var info struct {
+		Streams int `json:"streams"`
+		Error   *struct {
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &info); err != nil {
+		return "", err
+	}
+	if info.Error != nil {
+		return "", errors.New(info.Error.Description)
+	}
+	return fmt.Sprintf("JetStream, %d stream(s)", info.Streams), nil
+}

@@ -1,0 +1,243 @@
+package connector_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/s1bridge/s1bridge/connector"
+	"github.com/s1bridge/s1bridge/connector/ce"
+	"github.com/s1bridge/s1bridge/emulator"
+	"github.com/s1bridge/s1bridge/handlers"
+	"github.com/s1bridge/s1bridge/internal/testenv"
+	"github.com/s1bridge/s1bridge/subjects"
+)
+
+// The conformance suite (STYLE.md: Watermill's idea): every action runs the
+// same checks through NATS against the emulator. A new action without a case
+// here fails TestConformanceCoversEveryAction.
+
+const (
+	sha1A     = "3395856ce81f2b7382dee72602f798b642f14140"
+	someID    = "1559342436290084702"
+	apiPrefix = "/web/api/v2.1"
+)
+
+// conformanceCase is one action's valid request and the upstream calls it
+// must make ("METHOD /path" below the API prefix), in order.
+type conformanceCase struct {
+	action   string
+	request  string
+	upstream []string
+	// faultPath is the path an injected upstream fault hits; "" when the
+	// action makes no upstream call.
+	faultPath string
+}
+
+func conformanceCases() []conformanceCase {
+	return []conformanceCase{
+		{"hash.reputation", `{"hash":"` + sha1A + `"}`, []string{"GET /hashes/" + sha1A + "/verdict"}, "/hashes"},
+		{"blocklist.add", `{"hash":"` + sha1A + `","osTypes":["linux"],"description":"conformance"}`, []string{"POST /restrictions"}, "/restrictions"},
+		{"blocklist.list", `{"hash":"` + sha1A + `"}`, []string{"GET /restrictions"}, "/restrictions"},
+		{"blocklist.delete", `{"ids":["` + someID + `"]}`, []string{"DELETE /restrictions"}, "/restrictions"},
+		{"threats.list", `{"limit":5}`, []string{"GET /threats"}, "/threats"},
+		{"threats.update", `{"threatIds":["` + someID + `"],"incidentStatus":"in_progress"}`, []string{"POST /threats/incident"}, "/threats/incident"},
+		{"groups.list", `{"limit":5}`, []string{"GET /groups"}, "/groups"},
+		{"agents.list", `{"limit":5}`, []string{"GET /agents"}, "/agents"},
+		{"agents.connect", `{"agentIds":["` + someID + `"]}`, []string{"POST /agents/actions/connect"}, "/agents/actions/connect"},
+		{"agents.disconnect", `{"agentIds":["` + someID + `"]}`, []string{"POST /agents/actions/disconnect"}, "/agents/actions/disconnect"},
+		{"sites.list", `{}`, []string{"GET /sites"}, "/sites"},
+		{"activities.list", `{"limit":5}`, []string{"GET /activities"}, "/activities"},
+		{"alerts.list", `{"limit":5}`, []string{"GET /cloud-detection/alerts"}, "/cloud-detection/alerts"},
+		{"alerts.update", `{"alertIds":["` + someID + `"],"analystVerdict":"true_positive"}`, []string{"POST /cloud-detection/alerts/analyst-verdict"}, "/cloud-detection/alerts"},
+		{"ingest.status", `{}`, nil, ""},
+	}
+}
+
+func TestConformanceCoversEveryAction(t *testing.T) {
+	var have []string
+	for _, c := range conformanceCases() {
+		have = append(have, c.action)
+	}
+	for _, a := range connector.Actions() {
+		if !slices.Contains(have, a.Name) {
+			t.Errorf("action %s has no conformance case", a.Name)
+		}
+	}
+}
+
+func TestConformance(t *testing.T) {
+	env := testenv.Start(t, nil, emulator.WithRequestLog(1000))
+	for _, tc := range conformanceCases() {
+		t.Run(tc.action, func(t *testing.T) {
+			subject := env.Connector.Subjects().Action("main", tc.action)
+			t.Run("binary", func(t *testing.T) {
+				env.Emu.ResetRequests()
+				req := newRequest(tc.action, tc.request)
+				reply := roundTrip(t, env.NC, subject, req, ce.ModeBinary)
+				checkOK(t, tc.action, req, reply, ce.ModeBinary)
+				if got := upstreamCalls(env.Emu); !slices.Equal(got, tc.upstream) {
+					t.Errorf("upstream calls: got %q, want %q", got, tc.upstream)
+				}
+			})
+			t.Run("structured", func(t *testing.T) {
+				req := newRequest(tc.action, tc.request)
+				reply := roundTrip(t, env.NC, subject, req, ce.ModeStructured)
+				checkOK(t, tc.action, req, reply, ce.ModeStructured)
+			})
+			t.Run("plain", func(t *testing.T) {
+				msg, err := env.NC.Request(subject, []byte(tc.request), 10*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				reply := parse(t, msg)
+				if reply.Err != nil {
+					t.Fatalf("error reply %d %s", reply.Err.Code, reply.Err.Message)
+				}
+				if reply.Event.Type != subjects.ResponseType(tc.action) || reply.Event.CorrelationID() == "" {
+					t.Errorf("plain reply: type %q correlationid %q", reply.Event.Type, reply.Event.CorrelationID())
+				}
+			})
+			t.Run("unknown field", func(t *testing.T) {
+				env.Emu.ResetRequests()
+				data := strings.Replace(tc.request, "{", `{"bogusField":1,`, 1)
+				data = strings.Replace(data, ",}", "}", 1)
+				reply := roundTrip(t, env.NC, subject, newRequest(tc.action, data), ce.ModeBinary)
+				checkError(t, reply, handlers.CodeInvalid, "bogusField")
+				if got := upstreamCalls(env.Emu); len(got) != 0 {
+					t.Errorf("a refused request reached SentinelOne: %q", got)
+				}
+			})
+			t.Run("deadline", func(t *testing.T) {
+				env.Emu.ResetRequests()
+				req := newRequest(tc.action, tc.request)
+				req.Extensions[subjects.ExtExpiryTime] = time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)
+				reply := roundTrip(t, env.NC, subject, req, ce.ModeStructured)
+				checkError(t, reply, handlers.CodeExpired, "expirytime")
+				if reply.Event.Mode != ce.ModeStructured {
+					t.Errorf("error reply in mode %v, want the request's (structured)", reply.Event.Mode)
+				}
+				if got := upstreamCalls(env.Emu); len(got) != 0 {
+					t.Errorf("an expired request reached SentinelOne: %q", got)
+				}
+			})
+			if tc.faultPath == "" {
+				return
+			}
+			for _, f := range []struct {
+				status, code int
+				retryable    bool
+			}{
+				{http.StatusBadRequest, handlers.CodeInvalid, false},
+				{http.StatusUnauthorized, handlers.CodeUpstream, false},
+				{http.StatusInternalServerError, handlers.CodeUpstream, true},
+			} {
+				t.Run(fmt.Sprintf("upstream %d", f.status), func(t *testing.T) {
+					env.Emu.ClearFaults()
+					t.Cleanup(env.Emu.ClearFaults)
+					if err := env.Emu.Inject(emulator.Fault{Kind: emulator.FaultServerError, Status: f.status, Path: tc.faultPath}); err != nil {
+						t.Fatal(err)
+					}
+					reply := roundTrip(t, env.NC, subject, newRequest(tc.action, tc.request), ce.ModeBinary)
+					checkError(t, reply, f.code, "")
+					if reply.Err.Retryable != f.retryable || reply.Err.UpstreamStatus != f.status {
+						t.Errorf("retryable %v upstreamStatus %d, want %v %d", reply.Err.Retryable, reply.Err.UpstreamStatus, f.retryable, f.status)
+					}
+					if strings.Contains(reply.Err.Message, testenv.Token) || strings.Contains(string(reply.Event.Data), testenv.Token) {
+						t.Error("the API token leaked into an error reply")
+					}
+				})
+			}
+		})
+	}
+}
+
+func newRequest(action, data string) ce.Event {
+	return ce.Event{
+		SpecVersion: subjects.SpecVersion, ID: ce.NewID(), Source: "/conformance",
+		Type: subjects.RequestType(action), Time: time.Now().UTC(),
+		DataContentType: subjects.ContentTypeJSON, Extensions: map[string]string{},
+		Data: json.RawMessage(data),
+	}
+}
+
+func roundTrip(t *testing.T, nc *nats.Conn, subject string, req ce.Event, mode ce.Mode) *connector.Reply {
+	t.Helper()
+	h, body, err := ce.Encode(req, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	msg, err := nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: subject, Header: h, Data: body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parse(t, msg)
+}
+
+func parse(t *testing.T, msg *nats.Msg) *connector.Reply {
+	t.Helper()
+	r, err := connector.ParseReply(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func checkOK(t *testing.T, action string, req ce.Event, r *connector.Reply, mode ce.Mode) {
+	t.Helper()
+	if r.Err != nil {
+		t.Fatalf("error reply %d %s (%s)", r.Err.Code, r.Err.Message, r.Event.Data)
+	}
+	ev := r.Event
+	if ev.Mode != mode {
+		t.Errorf("reply mode %v, want %v", ev.Mode, mode)
+	}
+	if ev.Type != subjects.ResponseType(action) || ev.Source != subjects.Source("main") || ev.ID == "" || ev.ID == req.ID {
+		t.Errorf("reply attributes: type %q source %q id %q", ev.Type, ev.Source, ev.ID)
+	}
+	if ev.CorrelationID() != req.ID {
+		t.Errorf("correlationid %q, want the request id %q", ev.CorrelationID(), req.ID)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(ev.Data, &data); err != nil {
+		t.Errorf("reply data is not a JSON object: %v: %s", err, ev.Data)
+	}
+}
+
+func checkError(t *testing.T, r *connector.Reply, code int, mention string) {
+	t.Helper()
+	if r.Err == nil {
+		t.Fatalf("want error %d, got a success: %s", code, r.Event.Data)
+	}
+	if r.Err.Code != code {
+		t.Fatalf("error code %d (%s), want %d", r.Err.Code, r.Err.Message, code)
+	}
+	if r.Event.Type != subjects.TypeError {
+		t.Errorf("error reply type %q", r.Event.Type)
+	}
+	var d handlers.Data
+	if err := json.Unmarshal(r.Event.Data, &d); err != nil || d.Code != code || d.Message == "" {
+		t.Errorf("error data %s (%v)", r.Event.Data, err)
+	}
+	if mention != "" && !strings.Contains(r.Err.Message, mention) {
+		t.Errorf("message %q does not name %q", r.Err.Message, mention)
+	}
+}
+
+// upstreamCalls lists the requests the emulator saw as "METHOD /path".
+func upstreamCalls(emu *emulator.Emulator) []string {
+	var out []string
+	for _, r := range emu.Requests() {
+		out = append(out, r.Method+" "+strings.TrimPrefix(r.Path, apiPrefix))
+	}
+	return out
+}

@@ -1,0 +1,133 @@
+package connector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/s1bridge/s1bridge/sentinelone"
+)
+
+// upstreamGrace is how long a console may keep failing after its last
+// success before /readyz reports it.
+const upstreamGrace = 5 * time.Minute
+
+// consoleHealth remembers the outcome of a console's SentinelOne calls.
+type consoleHealth struct {
+	mu      sync.Mutex
+	lastOK  time.Time
+	lastErr error
+	errAt   time.Time
+}
+
+func (h *consoleHealth) observe(e sentinelone.RequestEvent) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	// Only failures that say something about the console or the token count;
+	// a 400 or 404 is the caller's problem.
+	if e.Err == nil || e.Status == http.StatusBadRequest || e.Status == http.StatusNotFound {
+		h.lastOK, h.lastErr = time.Now(), nil
+		return
+	}
+	h.lastErr, h.errAt = e.Err, time.Now()
+}
+
+// problem returns why the console is not healthy, or "".
+func (h *consoleHealth) problem() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lastErr == nil {
+		return ""
+	}
+	auth := errors.Is(h.lastErr, sentinelone.ErrUnauthorized) || errors.Is(h.lastErr, sentinelone.ErrForbidden)
+	if !auth && time.Since(h.lastOK) < upstreamGrace {
+		return ""
+	}
+	return fmt.Sprintf("last SentinelOne call failed %s ago: %v", time.Since(h.errAt).Round(time.Second), h.lastErr)
+}
+
+// readiness is the body of /readyz.
+type readiness struct {
+	Ready    bool              `json:"ready"`
+	NATS     string            `json:"nats"`
+	Stream   string            `json:"stream"`
+	Consoles map[string]string `json:"consoles"`
+}
+
+func (c *Connector) readiness(ctx context.Context) readiness {
+	r := readiness{Ready: true, NATS: "ok", Stream: "ok", Consoles: map[string]string{}}
+	if c.nc == nil || !c.nc.IsConnected() {
+		r.Ready, r.NATS = false, "not connected"
+	}
+	if c.st == nil {
+		r.Ready, r.Stream = false, "not opened"
+	} else if r.NATS == "ok" {
+		if err := c.st.streamPresent(ctx); err != nil {
+			r.Ready, r.Stream = false, err.Error()
+		}
+	}
+	for _, name := range c.consoleNames() {
+		status := "ok"
+		if h := c.health[name]; h != nil {
+			if p := h.problem(); p != "" {
+				status = p
+			}
+		}
+		if in := c.ingesters[name]; in != nil {
+			in.mu.Lock()
+			if in.fatalErr != nil {
+				status = "ingestion stopped: " + in.fatalErr.Error()
+			}
+			in.mu.Unlock()
+		}
+		if status != "ok" {
+			r.Ready = false
+		}
+		r.Consoles[name] = status
+	}
+	return r
+}
+
+// serveHTTP starts /healthz, /readyz and /metrics on addr ("" disables it)
+// and returns the bound address.
+func (c *Connector) serveHTTP(addr string) (string, error) {
+	if addr == "" {
+		return "", nil
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		rd := c.readiness(ctx)
+		w.Header().Set("Content-Type", "application/json")
+		if !rd.Ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(rd)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(c.metrics.reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("http.listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	c.closers = append(c.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	c.log.Info("health and metrics", "url", "http://"+ln.Addr().String(), "paths", "/healthz /readyz /metrics")
+	return ln.Addr().String(), nil
+}

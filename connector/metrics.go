@@ -1,0 +1,138 @@
+package connector
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/s1bridge/s1bridge/sentinelone"
+)
+
+// metrics is the Prometheus implementation of observer, on a registry of its
+// own (so that several connectors in one test process do not collide). The
+// names are listed in the README, section Metrics.
+type metrics struct {
+	reg *prometheus.Registry
+
+	actionRequests *prometheus.CounterVec
+	actionDuration *prometheus.HistogramVec
+	upstream       *prometheus.CounterVec
+	upstreamDur    *prometheus.HistogramVec
+	retries        *prometheus.CounterVec
+	rateWait       *prometheus.CounterVec
+	published      *prometheus.CounterVec
+	duplicates     *prometheus.CounterVec
+	polls          *prometheus.CounterVec
+	lag            *prometheus.GaugeVec
+	monitors       *prometheus.GaugeVec
+
+	mu         sync.Mutex
+	watermarks map[string]time.Time // console → watermark, for the age gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry(), watermarks: map[string]time.Time{}}
+	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	m.actionRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "s1bridge_action_requests_total", Help: "Action requests answered, by console, action and reply code (200 or an error code).",
+	}, []string{"console", "action", "code"})
+	m.actionDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "s1bridge_action_duration_seconds", Help: "Time from receiving an action request to sending its reply.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
+	}, []string{"console", "action"})
+	m.upstream = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "s1bridge_upstream_requests_total", Help: "SentinelOne API calls, by console, method, path template and final HTTP status (0: no answer).",
+	}, []string{"console", "method", "path", "status"})
+	m.upstreamDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "s1bridge_upstream_duration_seconds", Help: "Duration of SentinelOne API calls, retries and waits included.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
+	}, []string{"console", "path"})
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "s1bridge_upstream_retries_total", Help: "Retries of SentinelOne API calls.",
+	}, []string{"console", "path"})
+	m.rateWait = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "s1bridge_upstream_rate_limit_wait_seconds_total", Help: "Time spent waiting for the per-console rate limiter.",
+	}, []string{"console"})
+	m.published = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "s1bridge_events_published_total", Help: "Threat events stored in the events stream.",
+	}, []string{"console"})
+	m.duplicates = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "s1bridge_events_duplicates_total", Help: "Threat events the stream dropped as duplicates (Nats-Msg-Id seen within the window).",
+	}, []string{"console"})
+	m.polls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "s1bridge_ingest_polls_total", Help: "Ingestion polls, by console and result (ok or error).",
+	}, []string{"console", "result"})
+	m.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "s1bridge_ingest_lag_seconds", Help: "Seconds behind SentinelOne: age of the start of the last complete poll.",
+	}, []string{"console"})
+	m.monitors = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "s1bridge_monitors_active", Help: "Active threat monitors.",
+	}, []string{"console"})
+	for _, c := range []prometheus.Collector{
+		m.actionRequests, m.actionDuration, m.upstream, m.upstreamDur, m.retries, m.rateWait,
+		m.published, m.duplicates, m.polls, m.lag, m.monitors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		f(c)
+	}
+	f(prometheus.CollectorFunc(m.collectWatermarkAge))
+	return m
+}
+
+var watermarkAgeDesc = prometheus.NewDesc("s1bridge_ingest_watermark_age_seconds",
+	"Seconds since the newest updatedAt ingestion has published (grows when SentinelOne is quiet too).", []string{"console"}, nil)
+
+func (m *metrics) collectWatermarkAge(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for console, wm := range m.watermarks {
+		ch <- prometheus.MustNewConstMetric(watermarkAgeDesc, prometheus.GaugeValue, time.Since(wm).Seconds(), console)
+	}
+}
+
+func (m *metrics) actionDone(console, action string, code int, took time.Duration) {
+	m.actionRequests.WithLabelValues(console, action, strconv.Itoa(code)).Inc()
+	m.actionDuration.WithLabelValues(console, action).Observe(took.Seconds())
+}
+
+func (m *metrics) eventsPublished(console string, n, dups int) {
+	m.published.WithLabelValues(console).Add(float64(n))
+	m.duplicates.WithLabelValues(console).Add(float64(dups))
+}
+
+func (m *metrics) pollDone(console string, c cursorRecord, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.polls.WithLabelValues(console, result).Inc()
+	if !c.PollStartedAt.IsZero() {
+		m.lag.WithLabelValues(console).Set(time.Since(c.PollStartedAt).Seconds())
+	}
+	if !c.Watermark.IsZero() {
+		m.mu.Lock()
+		m.watermarks[console] = c.Watermark
+		m.mu.Unlock()
+	}
+}
+
+func (m *metrics) monitorsActive(console string, n int) {
+	m.monitors.WithLabelValues(console).Set(float64(n))
+}
+
+// clientObserver counts one console's SentinelOne calls.
+func (m *metrics) clientObserver(console string) sentinelone.Observer {
+	return sentinelone.ObserverFuncs{
+		OnRequestDone: func(e sentinelone.RequestEvent) {
+			m.upstream.WithLabelValues(console, e.Method, e.Path, strconv.Itoa(e.Status)).Inc()
+			m.upstreamDur.WithLabelValues(console, e.Path).Observe(e.Duration.Seconds())
+		},
+		OnRetry: func(e sentinelone.RetryEvent) { m.retries.WithLabelValues(console, e.Path).Inc() },
+		OnRateLimitWait: func(e sentinelone.WaitEvent) {
+			m.rateWait.WithLabelValues(console).Add(e.Waited.Seconds())
+		},
+	}
+}

@@ -1,0 +1,184 @@
+package connector
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// NATSOptions says how to reach NATS. It mirrors the nats section of the
+// configuration.
+type NATSOptions struct {
+	URL       string // empty: start an embedded server
+	Name      string // connection name, shown by `nats server report connections`
+	CredsFile string
+	NkeyFile  string
+	Token     string
+	User      string
+	Password  string
+	CAFile    string
+	CertFile  string
+	KeyFile   string
+
+	// EmbeddedListen and EmbeddedStoreDir configure the embedded server.
+	EmbeddedListen   string
+	EmbeddedStoreDir string
+
+	// RetryOnFailedConnect keeps trying when the first connect fails instead
+	// of returning the error (run does; check and call do not).
+	RetryOnFailedConnect bool
+}
+
+// Embedded is a nats-server with JetStream running inside this process.
+type Embedded struct {
+	*server.Server
+}
+
+// ErrPortInUse is returned when the embedded server's listen address is taken.
+var ErrPortInUse = errors.New("listen address in use")
+
+// StartEmbedded starts a nats-server with JetStream listening on listen
+// ("host:port"; port -1 picks a free one) with its store under storeDir. It
+// returns once the server accepts connections.
+func StartEmbedded(listen, storeDir string, log *slog.Logger) (*Embedded, error) {
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("nats.embedded.listen: %w", err)
+	}
+	port := -1
+	if portStr != "-1" {
+		if _, err := fmt.Sscan(portStr, &port); err != nil {
+			return nil, fmt.Errorf("nats.embedded.listen: bad port %q", portStr)
+		}
+		// Say plainly that the port is taken, and which one is free.
+		l, err := net.Listen("tcp", listen)
+		if err != nil {
+			free := "127.0.0.1:4223"
+			if fl, ferr := net.Listen("tcp", net.JoinHostPort(host, "0")); ferr == nil {
+				free = fl.Addr().String()
+				fl.Close()
+			}
+			return nil, fmt.Errorf("%w: %s is taken (another NATS server or s1bridge?); set S1BRIDGE_NATS__EMBEDDED__LISTEN=%s or stop what uses it: %v", ErrPortInUse, listen, free, err)
+		}
+		l.Close()
+	}
+	if storeDir == "" {
+		storeDir = filepath.Join(os.TempDir(), "s1bridge-nats")
+	}
+	opts := &server.Options{
+		ServerName: "s1bridge-embedded",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   storeDir,
+		NoSigs:     true,
+		NoLog:      true,
+		MaxPayload: 8 << 20,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(15 * time.Second) {
+		s.Shutdown()
+		return nil, errors.New("embedded NATS did not start within 15s")
+	}
+	if log != nil {
+		log.Info("embedded NATS started", "url", s.ClientURL(), "store", storeDir)
+	}
+	return &Embedded{Server: s}, nil
+}
+
+// Close shuts the server down and waits for it.
+func (e *Embedded) Close() {
+	e.Shutdown()
+	e.WaitForShutdown()
+}
+
+// Connect dials NATS with o, reconnecting forever with capped exponential
+// backoff and jitter after the first connection. url overrides o.URL (used
+// for an embedded server's address).
+func Connect(o NATSOptions, url string, log *slog.Logger) (*nats.Conn, error) {
+	if url == "" {
+		url = o.URL
+	}
+	opts := []nats.Option{
+		nats.Name(o.Name),
+		nats.MaxReconnects(-1),
+		nats.CustomReconnectDelay(func(attempts int) time.Duration {
+			d := 100 * time.Millisecond << min(attempts, 6) // 100ms .. 6.4s
+			return d
+		}),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		nats.ReconnectBufSize(64 << 20),
+		nats.PingInterval(20 * time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("NATS disconnected", "error", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			log.Error("NATS async error", "subject", subj, "error", err)
+		}),
+	}
+	if o.RetryOnFailedConnect {
+		opts = append(opts, nats.RetryOnFailedConnect(true))
+	}
+	switch {
+	case o.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(o.CredsFile))
+	case o.NkeyFile != "":
+		opt, err := nats.NkeyOptionFromSeed(o.NkeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats.nkey_file: %w", err)
+		}
+		opts = append(opts, opt)
+	case o.Token != "":
+		opts = append(opts, nats.Token(o.Token))
+	case o.User != "":
+		opts = append(opts, nats.UserInfo(o.User, o.Password))
+	}
+	if o.CAFile != "" {
+		opts = append(opts, nats.RootCAs(o.CAFile))
+	}
+	if o.CertFile != "" || o.KeyFile != "" {
+		opts = append(opts, nats.ClientCert(o.CertFile, o.KeyFile))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
+	}
+	return nc, nil
+}
+
+// redactURL hides a password in a NATS URL.
+func redactURL(u string) string {
+	for i := 0; i+2 < len(u); i++ {
+		if u[i:i+3] == "://" {
+			rest := u[i+3:]
+			for j := 0; j < len(rest); j++ {
+				if rest[j] == '@' {
+					return u[:i+3] + "[REDACTED]@" + rest[j+1:]
+				}
+				if rest[j] == '/' {
+					break
+				}
+			}
+			break
+		}
+	}
+	return u
+}

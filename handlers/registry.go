@@ -1,0 +1,88 @@
+package handlers
+
+import (
+	"slices"
+)
+
+// Action names: the last tokens of the request subject and the middle of
+// the CloudEvents types (DESIGN.md §4).
+const (
+	ActionHashReputation   = "hash.reputation"
+	ActionBlocklistAdd     = "blocklist.add"
+	ActionBlocklistList    = "blocklist.list"
+	ActionBlocklistDelete  = "blocklist.delete"
+	ActionThreatsList      = "threats.list"
+	ActionThreatsUpdate    = "threats.update"
+	ActionGroupsList       = "groups.list"
+	ActionAgentsList       = "agents.list"
+	ActionAgentsConnect    = "agents.connect"
+	ActionAgentsDisconnect = "agents.disconnect"
+	ActionSitesList        = "sites.list"
+	ActionActivitiesList   = "activities.list"
+	ActionAlertsList       = "alerts.list"
+	ActionAlertsUpdate     = "alerts.update"
+)
+
+const (
+	readOnly = false
+	mutating = true
+)
+
+// All returns the table of the actions this package implements, in the
+// order of DESIGN.md §4. Each call builds a new slice, which the caller may
+// change. The actions that need the connector's runtime state
+// (threats.monitor, monitors.list, monitors.cancel, ingest.status) are not
+// here: the connector adds them.
+func All() []Action {
+	return []Action{
+		define(ActionHashReputation, "Hash Reputation",
+			"Looks up a SHA1's verdict (and the legacy rank on older consoles).", readOnly, hashReputation),
+		define(ActionBlocklistAdd, "Add Blacklist Items",
+			"Blocks a SHA1 on each OS type in a scope; entries already there are reported, not failed.", mutating, blocklistAdd),
+		define(ActionBlocklistList, "Get Blacklist Items",
+			"Lists blocklist entries by hash, OS type and scope (every scope the token sees by default).", readOnly, blocklistList),
+		define(ActionBlocklistDelete, "Delete Blacklist Items",
+			"Deletes blocklist entries by id, or every entry of a SHA1 in a scope.", mutating, blocklistDelete),
+		define(ActionThreatsList, "Get Threats",
+			"Lists threats by id, computer name, status, verdict, classification, scope and time.", readOnly, threatsList),
+		define(ActionGroupsList, "List Group IDs",
+			"Lists agent groups by site, name, type or free text.", readOnly, groupsList),
+		define(ActionAgentsList, "List Agents",
+			"Lists agents by id, computer name, exact IP, scope, state or OS.", readOnly, agentsList),
+		define(ActionSitesList, "Get Sites",
+			"Lists sites by id, name, state or free text, with the licence summary.", readOnly, sitesList),
+		define(ActionActivitiesList, "Get Activities",
+			"Lists activity-log entries by type, threat, agent and time, newest first by default.", readOnly, activitiesList),
+		define(ActionAgentsConnect, "Connect to Network",
+			"Reconnects agents to the network.", mutating, agentsConnect),
+		define(ActionAgentsDisconnect, "Disconnect from Network",
+			"Isolates agents from the network; they keep talking to the console.", mutating, agentsDisconnect),
+		define(ActionAlertsList, "Get Alerts",
+			"Lists STAR and custom-rule alerts by id, status, verdict, severity, rule name, site and time.", readOnly, alertsList),
+		define(ActionAlertsUpdate, "Update Alert SentinelOne",
+			"Sets the analyst verdict and/or incident status of alerts.", mutating, alertsUpdate),
+		define(ActionThreatsUpdate, "Update Threat",
+			"Sets the incident status and/or analyst verdict of threats in one call.", mutating, threatsUpdate),
+	}
+}
+
+// Names returns the names of All's actions, sorted.
+func Names() []string {
+	all := All()
+	names := make([]string, len(all))
+	for i, a := range all {
+		names[i] = a.Name
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Lookup returns the action called name.
+func Lookup(name string) (Action, bool) {
+	for _, a := range All() {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return Action{}, false
+}

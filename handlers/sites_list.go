@@ -1,0 +1,60 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/s1bridge/s1bridge/sentinelone"
+)
+
+// SitesListRequest is the request of sites.list. Name is an exact match;
+// State is active, expired or deleted; Query searches site names, account
+// names and descriptions.
+type SitesListRequest struct {
+	ListParams
+	SiteIDs []string `json:"siteIds,omitempty"`
+	Name    string   `json:"name,omitempty"`
+	State   string   `json:"state,omitempty"`
+	Query   string   `json:"query,omitempty"`
+}
+
+// Validate checks r.
+func (r *SitesListRequest) Validate() error {
+	return firstError(
+		r.ListParams.Validate(),
+		checkIDs("siteIds", r.SiteIDs, scopeIDs),
+		checkText("name", r.Name),
+		checkEnum("state", r.State, siteStates),
+		checkText("query", r.Query),
+	)
+}
+
+// SitesListReply is a list reply plus AllSites, the console's licence
+// summary ({activeLicenses, totalLicenses}) as it sent it.
+type SitesListReply struct {
+	ListReply
+	AllSites json.RawMessage `json:"allSites"`
+}
+
+// allSitesKey is the JSON name of SitesListReply.AllSites.
+const allSitesKey = "allSites"
+
+func rawSite(s *sentinelone.Site) json.RawMessage { return s.Raw }
+
+func sitesList(ctx context.Context, env *Env, r *SitesListRequest) (*SitesListReply, error) {
+	f := sentinelone.SiteFilter{IDs: r.SiteIDs, Name: r.Name, State: r.State, Query: r.Query}
+	reply, allSites, err := collect(ctx, env, r.ListParams, allSitesKey, func(ctx context.Context, limit int, cursor string) (*rawPage, error) {
+		f.Limit, f.Cursor = limit, cursor
+		p, err := env.Client.ListSites(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		page := pageOf(&p.Page, rawSite)
+		page.extra = p.AllSites
+		return page, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &SitesListReply{ListReply: *reply, AllSites: allSites}, nil
+}
