@@ -1,0 +1,510 @@
+package emulator
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync/atomic"
+)
+
+// Network statuses of an agent.
+const (
+	netConnected     = "connected"
+	netDisconnected  = "disconnected"
+	netConnecting    = "connecting"
+	netDisconnecting = "disconnecting"
+)
+
+var (
+	networkStatuses = []string{netConnected, netDisconnected, netConnecting, netDisconnecting}
+	osTypes         = []string{"windows", "windows_legacy", "macos", "linux"}
+	machineTypes    = []string{"unknown", "desktop", "laptop", "server", "kubernetes node", "storage",
+		"kubernetes pod", "ecs task", "kubernetes helper"}
+)
+
+type netIface struct {
+	ID       string   `json:"id"`
+	Inet     []string `json:"inet"`
+	Inet6    []string `json:"inet6"`
+	Name     string   `json:"name"`
+	Physical string   `json:"physical"`
+}
+
+type agent struct {
+	row
+	uuid, computerName, domain         string
+	site                               *site
+	group                              *group
+	osType, osName, osRevision, osArch string
+	machineType, agentVersion          string
+	modelName, cpuID                   string
+	coreCount, cpuCount, totalMemory   int
+	isActive, isDecommissioned         bool
+	isUpToDate                         bool
+	activeThreats                      int
+	networkStatus                      string
+	pendingStatus                      string // the status a transition ends in
+	pendingAt                          int64
+	externalIP                         string
+	ifaces                             []netIface
+	lastActiveDate, registeredAt       int64
+	osStartTime                        int64
+	scanStartedAt, scanFinishedAt      int64
+	lastLoggedInUserName               string
+	mitigationMode                     string
+	rebootRequired                     bool
+	alerts                             []*alert
+	// rt caches the agentRealtimeInfo object that every threat of this agent
+	// splices into its JSON, so a network change re-renders one fragment.
+	rt atomic.Pointer[[]byte]
+}
+
+func (a *agent) inets() []string {
+	var out []string
+	for _, n := range a.ifaces {
+		out = append(out, n.Inet...)
+		out = append(out, n.Inet6...)
+	}
+	return out
+}
+
+func (a *agent) macs() []string {
+	out := make([]string, len(a.ifaces))
+	for i, n := range a.ifaces {
+		out[i] = n.Physical
+	}
+	return out
+}
+
+// changed drops every rendering that shows the agent.
+func (a *agent) changed() {
+	a.invalidate()
+	a.rt.Store(nil)
+	for _, al := range a.alerts {
+		al.invalidate()
+	}
+}
+
+type agentJSON struct {
+	AccountID            string          `json:"accountId"`
+	AccountName          string          `json:"accountName"`
+	ActiveDirectory      activeDirectory `json:"activeDirectory"`
+	ActiveThreats        int             `json:"activeThreats"`
+	AgentVersion         string          `json:"agentVersion"`
+	AllowRemoteShell     bool            `json:"allowRemoteShell"`
+	AppsVulnStatus       string          `json:"appsVulnerabilityStatus"`
+	CloudProviders       struct{}        `json:"cloudProviders"`
+	ComputerName         string          `json:"computerName"`
+	ConsoleMigration     string          `json:"consoleMigrationStatus"`
+	CoreCount            int             `json:"coreCount"`
+	CPUCount             int             `json:"cpuCount"`
+	CPUID                string          `json:"cpuId"`
+	CreatedAt            string          `json:"createdAt"`
+	Domain               string          `json:"domain"`
+	EncryptedApps        bool            `json:"encryptedApplications"`
+	ExternalID           string          `json:"externalId"`
+	ExternalIP           string          `json:"externalIp"`
+	FirewallEnabled      bool            `json:"firewallEnabled"`
+	GroupID              string          `json:"groupId"`
+	GroupIP              string          `json:"groupIp"`
+	GroupName            string          `json:"groupName"`
+	ID                   string          `json:"id"`
+	InRemoteShell        bool            `json:"inRemoteShellSession"`
+	Infected             bool            `json:"infected"`
+	InstallerType        string          `json:"installerType"`
+	IsActive             bool            `json:"isActive"`
+	IsDecommissioned     bool            `json:"isDecommissioned"`
+	IsPendingUninstall   bool            `json:"isPendingUninstall"`
+	IsUninstalled        bool            `json:"isUninstalled"`
+	IsUpToDate           bool            `json:"isUpToDate"`
+	LastActiveDate       string          `json:"lastActiveDate"`
+	LastIPToMgmt         string          `json:"lastIpToMgmt"`
+	LastLoggedInUserName string          `json:"lastLoggedInUserName"`
+	LicenseKey           string          `json:"licenseKey"`
+	LocationEnabled      bool            `json:"locationEnabled"`
+	LocationType         string          `json:"locationType"`
+	Locations            []agentLocation `json:"locations"`
+	MachineType          string          `json:"machineType"`
+	MitigationMode       string          `json:"mitigationMode"`
+	MitigationModeSusp   string          `json:"mitigationModeSuspicious"`
+	ModelName            string          `json:"modelName"`
+	NetworkInterfaces    []netIface      `json:"networkInterfaces"`
+	NetworkQuarantine    bool            `json:"networkQuarantineEnabled"`
+	NetworkStatus        string          `json:"networkStatus"`
+	OperationalState     string          `json:"operationalState"`
+	OperationalStateExp  *string         `json:"operationalStateExpiration"`
+	OSArch               string          `json:"osArch"`
+	OSName               string          `json:"osName"`
+	OSRevision           string          `json:"osRevision"`
+	OSStartTime          string          `json:"osStartTime"`
+	OSType               string          `json:"osType"`
+	OSUsername           *string         `json:"osUsername"`
+	RangerStatus         string          `json:"rangerStatus"`
+	RangerVersion        *string         `json:"rangerVersion"`
+	RegisteredAt         string          `json:"registeredAt"`
+	RemoteProfiling      string          `json:"remoteProfilingState"`
+	RemoteProfilingExp   *string         `json:"remoteProfilingStateExpiration"`
+	ScanAbortedAt        *string         `json:"scanAbortedAt"`
+	ScanFinishedAt       *string         `json:"scanFinishedAt"`
+	ScanStartedAt        *string         `json:"scanStartedAt"`
+	ScanStatus           string          `json:"scanStatus"`
+	SiteID               string          `json:"siteId"`
+	SiteName             string          `json:"siteName"`
+	ThreatRebootRequired bool            `json:"threatRebootRequired"`
+	TotalMemory          int             `json:"totalMemory"`
+	UpdatedAt            string          `json:"updatedAt"`
+	UserActionsNeeded    []string        `json:"userActionsNeeded"`
+	UUID                 string          `json:"uuid"`
+}
+
+type activeDirectory struct {
+	ComputerDistinguishedName *string  `json:"computerDistinguishedName"`
+	ComputerMemberOf          []string `json:"computerMemberOf"`
+	LastUserDistinguishedName *string  `json:"lastUserDistinguishedName"`
+	LastUserMemberOf          []string `json:"lastUserMemberOf"`
+}
+
+type agentLocation struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Scope string `json:"scope"`
+}
+
+func (a *agent) userActions() []string {
+	if a.rebootRequired {
+		return []string{"reboot_needed"}
+	}
+	return []string{}
+}
+
+func (a *agent) json() []byte {
+	inet := ""
+	if len(a.ifaces) > 0 && len(a.ifaces[0].Inet) > 0 {
+		inet = a.ifaces[0].Inet[0]
+	}
+	b, _ := json.Marshal(agentJSON{
+		AccountID: a.site.accountID, AccountName: a.site.accountName,
+		ActiveDirectory: activeDirectory{LastUserMemberOf: []string{}},
+		ActiveThreats:   a.activeThreats, AgentVersion: a.agentVersion, AppsVulnStatus: "up_to_date",
+		ComputerName: a.computerName, ConsoleMigration: "N/A", CoreCount: a.coreCount, CPUCount: a.cpuCount,
+		CPUID: a.cpuID, CreatedAt: formatTime(a.created), Domain: a.domain, ExternalIP: a.externalIP,
+		FirewallEnabled: true, GroupID: a.group.idStr, GroupIP: groupIP(a.externalIP), GroupName: a.group.name,
+		ID: a.idStr, Infected: a.activeThreats > 0, InstallerType: installerType(a.osType), IsActive: a.isActive,
+		IsDecommissioned: a.isDecommissioned, IsUpToDate: a.isUpToDate,
+		LastActiveDate: formatTime(a.lastActiveDate), LastIPToMgmt: inet,
+		LastLoggedInUserName: a.lastLoggedInUserName, LocationEnabled: true, LocationType: "fallback",
+		Locations:   []agentLocation{{ID: a.site.idStr, Name: "Fallback", Scope: "global"}},
+		MachineType: a.machineType, MitigationMode: a.mitigationMode, MitigationModeSusp: "detect",
+		ModelName: a.modelName, NetworkInterfaces: a.ifaces,
+		NetworkQuarantine: a.networkStatus == netDisconnected || a.networkStatus == netDisconnecting,
+		NetworkStatus:     a.networkStatus, OperationalState: "na", OSArch: a.osArch, OSName: a.osName,
+		OSRevision: a.osRevision, OSStartTime: formatTime(a.osStartTime), OSType: a.osType,
+		RangerStatus: "NotApplicable", RegisteredAt: formatTime(a.registeredAt), RemoteProfiling: "disabled",
+		ScanFinishedAt: nullTime(a.scanFinishedAt), ScanStartedAt: nullTime(a.scanStartedAt),
+		ScanStatus: "finished", SiteID: a.site.idStr, SiteName: a.site.name,
+		ThreatRebootRequired: a.rebootRequired, TotalMemory: a.totalMemory, UpdatedAt: formatTime(a.updated),
+		UserActionsNeeded: a.userActions(), UUID: a.uuid,
+	})
+	return b
+}
+
+// realtimeJSON is the agentRealtimeInfo object of a threat (keys as in the fixture).
+type realtimeJSON struct {
+	AccountID          string     `json:"accountId"`
+	AccountName        string     `json:"accountName"`
+	ActiveThreats      int        `json:"activeThreats"`
+	AgentComputerName  string     `json:"agentComputerName"`
+	AgentDecommAt      *string    `json:"agentDecommissionedAt"`
+	AgentDomain        string     `json:"agentDomain"`
+	AgentID            string     `json:"agentId"`
+	AgentInfected      bool       `json:"agentInfected"`
+	AgentIsActive      bool       `json:"agentIsActive"`
+	AgentIsDecomm      bool       `json:"agentIsDecommissioned"`
+	AgentMachineType   string     `json:"agentMachineType"`
+	AgentMitigation    string     `json:"agentMitigationMode"`
+	AgentNetworkStatus string     `json:"agentNetworkStatus"`
+	AgentOSName        string     `json:"agentOsName"`
+	AgentOSRevision    string     `json:"agentOsRevision"`
+	AgentOSType        string     `json:"agentOsType"`
+	AgentUUID          string     `json:"agentUuid"`
+	AgentVersion       string     `json:"agentVersion"`
+	GroupID            string     `json:"groupId"`
+	GroupName          string     `json:"groupName"`
+	NetworkInterfaces  []netIface `json:"networkInterfaces"`
+	OperationalState   string     `json:"operationalState"`
+	RebootRequired     bool       `json:"rebootRequired"`
+	ScanAbortedAt      *string    `json:"scanAbortedAt"`
+	ScanFinishedAt     *string    `json:"scanFinishedAt"`
+	ScanStartedAt      *string    `json:"scanStartedAt"`
+	ScanStatus         string     `json:"scanStatus"`
+	SiteID             string     `json:"siteId"`
+	SiteName           string     `json:"siteName"`
+	StorageName        *string    `json:"storageName"`
+	StorageType        *string    `json:"storageType"`
+	UserActionsNeeded  []string   `json:"userActionsNeeded"`
+}
+
+// realtime returns the cached agentRealtimeInfo fragment.
+func (a *agent) realtime() []byte {
+	if p := a.rt.Load(); p != nil {
+		return *p
+	}
+	b, _ := json.Marshal(realtimeJSON{
+		AccountID: a.site.accountID, AccountName: a.site.accountName, ActiveThreats: a.activeThreats,
+		AgentComputerName: a.computerName, AgentDomain: a.domain, AgentID: a.idStr,
+		AgentInfected: a.activeThreats > 0, AgentIsActive: a.isActive, AgentIsDecomm: a.isDecommissioned,
+		AgentMachineType: a.machineType, AgentMitigation: a.mitigationMode, AgentNetworkStatus: a.networkStatus,
+		AgentOSName: a.osName, AgentOSRevision: a.osRevision, AgentOSType: a.osType, AgentUUID: a.uuid,
+		AgentVersion: a.agentVersion, GroupID: a.group.idStr, GroupName: a.group.name,
+		NetworkInterfaces: a.ifaces, OperationalState: "na", RebootRequired: a.rebootRequired,
+		ScanFinishedAt: nullTime(a.scanFinishedAt), ScanStartedAt: nullTime(a.scanStartedAt),
+		ScanStatus: "finished", SiteID: a.site.idStr, SiteName: a.site.name, UserActionsNeeded: a.userActions(),
+	})
+	a.rt.Store(&b)
+	return b
+}
+
+func groupIP(ip string) string {
+	for i := len(ip) - 1; i >= 0; i-- {
+		if ip[i] == '.' {
+			return ip[:i] + ".x"
+		}
+	}
+	return ip
+}
+
+func installerType(os string) string {
+	switch os {
+	case "macos":
+		return ".pkg"
+	case "linux":
+		return ".deb"
+	}
+	return ".msi"
+}
+
+func agentCollection() *collection[*agent] {
+	type A = *agent
+	boolOf := func(f func(A) bool) param[A] { return pBools(f) }
+	return &collection[A]{
+		name: "agent",
+		t:    newTable[A](),
+		params: map[string]param[A]{
+			"ids":                                pRowID[A](),
+			"siteIds":                            pIDs(func(a A) string { return a.site.idStr }),
+			"filteredSiteIds":                    pIDs(func(a A) string { return a.site.idStr }),
+			"groupIds":                           pIDs(func(a A) string { return a.group.idStr }),
+			"filteredGroupIds":                   pIDs(func(a A) string { return a.group.idStr }),
+			"accountIds":                         pIDs(func(a A) string { return a.site.accountID }),
+			"computerName":                       pEq(func(a A) string { return a.computerName }),
+			"computerName__contains":             pContains(func(a A) string { return a.computerName }),
+			"computerName__like":                 pLike(func(a A) string { return a.computerName }),
+			"computerNameOrUuid__contains":       pContainsAny(func(a A) []string { return []string{a.computerName, a.uuid} }),
+			"networkInterfaceInet__contains":     pContainsAny(A.inets),
+			"networkInterfacePhysical__contains": pContainsAny(A.macs),
+			"externalIp__contains":               pContains(func(a A) string { return a.externalIP }),
+			"lastLoggedInUserName__contains":     pContains(func(a A) string { return a.lastLoggedInUserName }),
+			"osVersion__contains":                pContains(func(a A) string { return a.osName }),
+			"uuid":                               pEq(func(a A) string { return a.uuid }),
+			"uuids":                              pIn(func(a A) string { return a.uuid }),
+			"uuid__contains":                     pContains(func(a A) string { return a.uuid }),
+			"query": pQuery(func(a A) []string {
+				return append([]string{a.computerName, a.uuid, a.externalIP, a.domain, a.osName,
+					a.lastLoggedInUserName, a.agentVersion}, append(a.inets(), a.macs()...)...)
+			}),
+			"isActive":             boolOf(func(a A) bool { return a.isActive }),
+			"isDecommissioned":     boolOf(func(a A) bool { return a.isDecommissioned }),
+			"isUninstalled":        boolOf(func(A) bool { return false }),
+			"isPendingUninstall":   boolOf(func(A) bool { return false }),
+			"isUpToDate":           boolOf(func(a A) bool { return a.isUpToDate }),
+			"threatRebootRequired": boolOf(func(a A) bool { return a.rebootRequired }),
+			"networkQuarantineEnabled": boolOf(func(a A) bool {
+				return a.networkStatus == netDisconnected || a.networkStatus == netDisconnecting
+			}),
+			"firewallEnabled":       boolOf(func(A) bool { return true }),
+			"locationEnabled":       boolOf(func(A) bool { return true }),
+			"encryptedApplications": boolOf(func(A) bool { return false }),
+			"infected":              pBool(func(a A) bool { return a.activeThreats > 0 }),
+			"networkStatuses":       pIn(func(a A) string { return a.networkStatus }, networkStatuses...),
+			"osTypes":               pIn(func(a A) string { return a.osType }, osTypes...),
+			"osArches":              pIn(func(a A) string { return a.osArch }, "32 bit", "64 bit", "ARM64"),
+			"osArch":                pEnumEq(func(a A) string { return a.osArch }, "32 bit", "64 bit", "ARM64"),
+			"machineTypes":          pIn(func(a A) string { return a.machineType }, machineTypes...),
+			"agentVersions":         pIn(func(a A) string { return a.agentVersion }),
+			"domains":               pIn(func(a A) string { return a.domain }),
+			"scanStatuses":          pIn(func(A) string { return "finished" }, "started", "none", "finished", "aborted"),
+			"scanStatus":            pEnumEq(func(A) string { return "finished" }, "started", "none", "finished", "aborted"),
+			"mitigationMode":        pEnumEq(func(a A) string { return a.mitigationMode }, "detect", "protect"),
+			"operationalStates":     pIn(func(A) string { return "na" }),
+			"installerTypes":        pIn(func(a A) string { return installerType(a.osType) }),
+			"userActionsNeeded":     pInAny(A.userActions),
+			"activeThreats":         pInt(func(a A) int64 { return int64(a.activeThreats) }),
+			"coreCount":             pInt(func(a A) int64 { return int64(a.coreCount) }),
+			"cpuCount":              pInt(func(a A) int64 { return int64(a.cpuCount) }),
+			"totalMemory":           pInt(func(a A) int64 { return int64(a.totalMemory) }),
+			"createdAt":             pCreated[A](),
+			"updatedAt":             pUpdated[A](),
+			"registeredAt":          pTime(func(a A) int64 { return a.registeredAt }),
+			"lastActiveDate":        pTime(func(a A) int64 { return a.lastActiveDate }),
+			// The emulator keeps no saved filters: a filterId matches no agent.
+			"filterId": pEq(func(A) string { return "" }),
+		},
+		sorts: map[string]sortField[A]{
+			"id":                   {native: nativeID},
+			"createdAt":            {native: nativeCreated},
+			"updatedAt":            {native: nativeUpdated},
+			"computerName":         {str: func(a A) string { return a.computerName }},
+			"lastActiveDate":       {num: func(a A) int64 { return a.lastActiveDate }},
+			"registeredAt":         {num: func(a A) int64 { return a.registeredAt }},
+			"networkStatus":        {str: func(a A) string { return a.networkStatus }},
+			"osType":               {str: func(a A) string { return a.osType }},
+			"osName":               {str: func(a A) string { return a.osName }},
+			"agentVersion":         {str: func(a A) string { return a.agentVersion }},
+			"siteName":             {str: func(a A) string { return a.site.name }},
+			"groupName":            {str: func(a A) string { return a.group.name }},
+			"activeThreats":        {num: func(a A) int64 { return int64(a.activeThreats) }},
+			"externalIp":           {str: func(a A) string { return a.externalIP }},
+			"uuid":                 {str: func(a A) string { return a.uuid }},
+			"domain":               {str: func(a A) string { return a.domain }},
+			"machineType":          {str: func(a A) string { return a.machineType }},
+			"lastLoggedInUserName": {str: func(a A) string { return a.lastLoggedInUserName }},
+		},
+		defaultSort: "id",
+		render:      func(b []byte, a A) []byte { return cached(b, &a.row, a.json) },
+	}
+}
+
+func (e *Emulator) handleAgentsConnect(w http.ResponseWriter, r *http.Request) {
+	e.agentAction(w, r, netConnected)
+}
+
+func (e *Emulator) handleAgentsDisconnect(w http.ResponseWriter, r *http.Request) {
+	e.agentAction(w, r, netDisconnected)
+}
+
+// agentAction moves every matched agent towards target. Disconnect is a
+// "dangerous" action: its filter must name ids, groupIds or filterId. An empty
+// filter on connect applies to every agent, as on the real console.
+func (e *Emulator) agentAction(w http.ResponseWriter, r *http.Request, target string) {
+	body, err := readAction(r, false)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if target == netDisconnected && len(splitList(body.filter["ids"])) == 0 &&
+		len(splitList(body.filter["groupIds"])) == 0 && len(splitList(body.filter["filterId"])) == 0 {
+		writeError(w, validation("filter: One of these filter arguments must be supplied: ids, groupIds, filterId."))
+		return
+	}
+	n := 0
+	e.mutate(func(now int64) {
+		var q *listQuery[*agent]
+		if q, err = e.agents.filterQuery(body.filter, now); err != nil {
+			return
+		}
+		for _, a := range e.agents.selectAll(q) {
+			if !a.isDecommissioned {
+				n++
+				e.moveAgent(a, target, now)
+			}
+		}
+	})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeData(w, affected{Affected: n})
+}
+
+// moveAgent starts a network transition; the caller holds mu.
+func (e *Emulator) moveAgent(a *agent, target string, now int64) {
+	if a.networkStatus == target && a.pendingStatus == "" {
+		return
+	}
+	if e.cfg.transition <= 0 {
+		a.pendingStatus = ""
+		e.finishMove(a, target, now)
+		return
+	}
+	a.networkStatus = netConnecting
+	if target == netDisconnected {
+		a.networkStatus = netDisconnecting
+	}
+	if a.pendingStatus == "" {
+		e.moving = append(e.moving, a)
+	}
+	a.pendingStatus = target
+	a.pendingAt = now + int64(e.cfg.transition)/1000*1000
+	e.agents.t.touch([]*agent{a}, now)
+	a.changed()
+	e.due(a.pendingAt)
+}
+
+// finishMove puts an agent in its final network state and logs the activity
+// the console logs when the agent reports back.
+func (e *Emulator) finishMove(a *agent, target string, at int64) {
+	a.networkStatus = target
+	e.agents.t.touch([]*agent{a}, at)
+	a.changed()
+	typ, verb := actAgentConnect, "connected to"
+	if target == netDisconnected {
+		typ, verb = actAgentDisconnect, "disconnected from"
+	}
+	e.addActivity(activitySpec{
+		typ: typ, at: at, agent: a,
+		primary: fmt.Sprintf("Agent %s was %s network.", a.computerName, verb),
+		data:    map[string]any{"computerName": a.computerName},
+	})
+}
+
+// settleAgents completes due transitions and returns the agents still
+// moving; the caller holds mu.
+func (e *Emulator) settleAgents(now int64, next *int64) []*agent {
+	kept := e.moving[:0]
+	for _, a := range e.moving {
+		if a.pendingStatus == "" {
+			continue
+		}
+		if a.pendingAt <= now {
+			target := a.pendingStatus
+			a.pendingStatus = ""
+			e.finishMove(a, target, a.pendingAt)
+			continue
+		}
+		*next = min(*next, a.pendingAt)
+		kept = append(kept, a)
+	}
+	return kept
+}
+
+// Agent returns an agent's network status.
+func (e *Emulator) Agent(id string) (AgentState, bool) {
+	e.settle()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	a, ok := lookup(e.agents.t, id)
+	if !ok {
+		return AgentState{}, false
+	}
+	return AgentState{ID: a.idStr, ComputerName: a.computerName, NetworkStatus: a.networkStatus, IsActive: a.isActive}, true
+}
+
+// lookup finds a row by its decimal id.
+func lookup[R record](t *table[R], id string) (R, bool) {
+	n, err := strconv.ParseUint(id, 10, 64)
+	if err != nil {
+		var zero R
+		return zero, false
+	}
+	return t.get(n)
+}
+
+func sortedIDs[R record](t *table[R]) []string {
+	out := make([]string, len(t.ids))
+	for i, r := range t.ids {
+		out[i] = r.base().idStr
+	}
+	return slices.Clip(out)
+}

@@ -1,0 +1,431 @@
+// Package emulator is an in-memory SentinelOne Management API v2.1 served over
+// real HTTP: the endpoints s1bridge uses, with the console's envelopes, error
+// bodies, filters, cursors and quirks, deterministic seeded data, test hooks,
+// a live mode that keeps producing threats and status changes, and fault
+// injection (latency, 429, 5xx, broken bodies, resets, hangs).
+//
+// It is written from the API reference, the Swagger subset and the captured
+// fixtures only, independently of the client in package sentinelone, so that
+// it catches the client's mistakes rather than sharing them. It depends on the
+// standard library alone.
+package emulator
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultToken is the API token an emulator accepts unless WithToken says otherwise.
+const DefaultToken = "s1bridge-emulator-token"
+
+type (
+	// Emulator is one emulated SentinelOne console. It is safe for concurrent
+	// use: HTTP requests, test hooks and live mode may run at once. Create it
+	// with New; serve it with Handler, Start or Serve.
+	Emulator struct {
+		cfg      config
+		token    []byte
+		mux      *http.ServeMux
+		reqLog   requestLog
+		faults   faultSet
+		liveRand *rand.Rand // used by live mode only, under mu
+
+		// mu guards the store: every collection, the hash table, the id
+		// generator and the seeded random source. Reads of list endpoints take
+		// it shared; mutations take it exclusively.
+		mu           sync.RWMutex
+		rnd          *rand.Rand
+		ids          idGen
+		gen          samples
+		account      account
+		sites        *collection[*site]
+		groups       *collection[*group]
+		agents       *collection[*agent]
+		threats      *collection[*threat]
+		alerts       *collection[*alert]
+		activities   *collection[*activity]
+		restrictions *collection[*restriction]
+		hashes       map[string]HashInfo
+		newActs      []*activity // recorded, not yet inserted: see addActivity
+		late         []*threat   // threats hidden by late indexing
+		moving       []*agent    // agents in a network-status transition
+		// nextDue is the earliest time (unix ns) at which a hidden threat
+		// appears or an agent transition completes; math.MaxInt64 when none.
+		// Requests read it without the lock to skip settling in the common case.
+		nextDue atomic.Int64
+	}
+
+	// Option configures an Emulator in New. An option returns an error for an
+	// invalid value.
+	Option func(*config) error
+
+	// Sizes says how much seeded data New generates. Every field is taken as
+	// given: zero means none. DefaultSizes is a small, complete console.
+	Sizes struct {
+		Sites         int // 1..10, all in one account
+		GroupsPerSite int // at least 1: the default group
+		Agents        int // spread over the groups; at least 1 when Threats or Alerts > 0
+		Threats       int
+		Alerts        int
+		Activities    int
+		Restrictions  int // black_hash items over the scopes
+	}
+
+	// HashInfo is what the console knows of one SHA1, served by the verdict
+	// and legacy reputation endpoints.
+	HashInfo struct {
+		// Verdict is malicious, non-malicious or unknown.
+		Verdict string
+		// Rank is the legacy reputation rank "0".."10"; empty means the legacy
+		// endpoint does not know the hash and answers {"data":{}}.
+		Rank string
+		// NoVerdict makes the verdict endpoint answer 404 for this hash, so a
+		// client's fallback to the legacy endpoint can be exercised.
+		NoVerdict bool
+	}
+
+	// ThreatUpdate changes one threat through a test hook. Empty fields are
+	// kept. At is the new threatInfo.updatedAt (zero: the emulator's clock).
+	// VisibleAt, when after the clock, hides the threat from every query until
+	// then while its updatedAt stays At: late indexing.
+	ThreatUpdate struct {
+		IncidentStatus   string
+		AnalystVerdict   string
+		MitigationStatus string
+		At               time.Time
+		VisibleAt        time.Time
+	}
+
+	// ThreatState is a threat's status as a test sees it.
+	ThreatState struct {
+		ID               string
+		AgentID          string
+		SHA1             string
+		IncidentStatus   string
+		AnalystVerdict   string
+		MitigationStatus string
+		CreatedAt        time.Time
+		UpdatedAt        time.Time
+	}
+
+	// AgentState is an agent's network status as a test sees it.
+	AgentState struct {
+		ID            string
+		ComputerName  string
+		NetworkStatus string
+		IsActive      bool
+	}
+
+	// IDs lists the ids of the seeded and added objects, in id order.
+	IDs struct {
+		Account      string
+		Sites        []string
+		Groups       []string
+		Agents       []string
+		Threats      []string
+		Alerts       []string
+		Restrictions []string
+	}
+
+	// Fault is an injected failure. It matches requests whose URL path starts
+	// with Path (given with or without /web/api/v2.1; empty: every path) and
+	// whose method is Method (empty: any). It fires on every matching request,
+	// or on a Rate fraction of them (0 < Rate <= 1), and, when Count > 0, only
+	// until it has fired Count times. Rate decisions come from the seeded
+	// random source, so a run is reproducible.
+	Fault struct {
+		Path       string
+		Method     string
+		Kind       FaultKind
+		Count      int
+		Rate       float64
+		Latency    time.Duration // FaultLatency: the added delay
+		Status     int           // FaultServerError: the status (default 500)
+		RetryAfter string        // FaultRateLimit: the Retry-After value; empty sends none
+		HTML       bool          // FaultRateLimit: nginx HTML page; FaultServerError: plain-text body
+	}
+
+	// FaultKind is what an injected fault does.
+	FaultKind int
+
+	// Request is one request as the emulator received it.
+	Request struct {
+		Method   string
+		Path     string // the URL path, e.g. /web/api/v2.1/threats
+		RawQuery string
+		Body     []byte
+		At       time.Time
+	}
+)
+
+// Sentinel errors of the test hooks.
+var (
+	// ErrNotFound: no object has the given id.
+	ErrNotFound = errors.New("emulator: not found")
+	// ErrInvalid: a hook or option was given a value the console would refuse.
+	ErrInvalid = errors.New("emulator: invalid value")
+)
+
+type config struct {
+	token             string
+	seed              uint64
+	sizes             Sizes
+	clock             func() time.Time
+	transition        time.Duration
+	requestLogLimit   int
+	noVerdictEndpoint bool
+}
+
+// DefaultSizes is the seeded console New builds unless WithSizes says
+// otherwise: three sites, seven groups, 24 agents, 240 threats, 60 alerts,
+// 120 activities and 6 blocklist items.
+func DefaultSizes() Sizes {
+	return Sizes{Sites: 3, GroupsPerSite: 2, Agents: 24, Threats: 240, Alerts: 60, Activities: 120, Restrictions: 6}
+}
+
+// WithToken sets the API token the emulator accepts (default DefaultToken).
+func WithToken(token string) Option {
+	return func(c *config) error {
+		if strings.TrimSpace(token) == "" || strings.ContainsAny(token, " \t\r\n") {
+			return fmt.Errorf("%w: token must be non-empty without spaces", ErrInvalid)
+		}
+		c.token = token
+		return nil
+	}
+}
+
+// WithSeed sets the seed of the generated data (default 1). The same seed,
+// sizes and clock give the same console.
+func WithSeed(seed int64) Option {
+	return func(c *config) error { c.seed = uint64(seed); return nil }
+}
+
+// WithSizes sets how much data is seeded.
+func WithSizes(s Sizes) Option {
+	return func(c *config) error {
+		switch {
+		case s.Sites < 1 || s.Sites > 10:
+			return fmt.Errorf("%w: Sites must be 1..10", ErrInvalid)
+		case s.GroupsPerSite < 1:
+			return fmt.Errorf("%w: GroupsPerSite must be at least 1", ErrInvalid)
+		case s.Agents < 0 || s.Threats < 0 || s.Alerts < 0 || s.Activities < 0 || s.Restrictions < 0:
+			return fmt.Errorf("%w: sizes must not be negative", ErrInvalid)
+		case s.Agents == 0 && (s.Threats > 0 || s.Alerts > 0):
+			return fmt.Errorf("%w: threats and alerts need at least one agent", ErrInvalid)
+		}
+		c.sizes = s
+		return nil
+	}
+}
+
+// WithThreats sets only the number of seeded threats.
+func WithThreats(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("%w: threats must not be negative", ErrInvalid)
+		}
+		c.sizes.Threats = n
+		return nil
+	}
+}
+
+// WithClock sets the emulator's clock (default time.Now). Seeded timestamps
+// are relative to its value in New; updates, late indexing and agent
+// transitions read it at each request.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) error {
+		if now == nil {
+			return fmt.Errorf("%w: nil clock", ErrInvalid)
+		}
+		c.clock = now
+		return nil
+	}
+}
+
+// WithTransitionDelay sets how long an agent stays connecting or
+// disconnecting after a connect or disconnect action (default 0: the final
+// state at once). It is measured on the emulator's clock.
+func WithTransitionDelay(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("%w: negative transition delay", ErrInvalid)
+		}
+		c.transition = d
+		return nil
+	}
+}
+
+// WithRequestLog sets how many recent requests Requests keeps (default
+// 10,000; 0 keeps none). Per-path counts are kept regardless.
+func WithRequestLog(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("%w: negative request log size", ErrInvalid)
+		}
+		c.requestLogLimit = n
+		return nil
+	}
+}
+
+// WithoutVerdictEndpoint models an older console that has only the legacy
+// /hashes/{hash}/reputation endpoint: /verdict answers the router's plain
+// "404 page not found".
+func WithoutVerdictEndpoint() Option {
+	return func(c *config) error { c.noVerdictEndpoint = true; return nil }
+}
+
+// New builds an emulator and seeds it. Generating 100,000 threats takes a
+// fraction of a second.
+func New(opts ...Option) (*Emulator, error) {
+	cfg := config{token: DefaultToken, seed: 1, sizes: DefaultSizes(), clock: time.Now, requestLogLimit: 10000}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	e := &Emulator{
+		cfg:      cfg,
+		token:    []byte(cfg.token),
+		rnd:      rand.New(rand.NewPCG(cfg.seed, 0x51_b71d6e)),
+		liveRand: rand.New(rand.NewPCG(cfg.seed, 0x11fe)),
+		hashes:   make(map[string]HashInfo),
+	}
+	e.reqLog.init(cfg.requestLogLimit)
+	e.faults.rnd = rand.New(rand.NewPCG(cfg.seed, 0xfa17))
+	e.nextDue.Store(math.MaxInt64)
+	e.initCollections()
+	e.seed(cfg.sizes)
+	e.mux = e.routes()
+	return e, nil
+}
+
+// now is the emulator's clock in unix nanoseconds, truncated to a microsecond.
+func (e *Emulator) now() int64 { return micros(e.cfg.clock()) }
+
+// Handler returns the emulator's HTTP handler; the emulator itself is one.
+func (e *Emulator) Handler() http.Handler { return e }
+
+// ServeHTTP records the request, applies any injected fault, then routes it.
+// Every answer carries X-RQID and Server: nginx, as the console's do.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set(HeaderRequestID, newUUID())
+	h.Set(headerServer, serverName)
+	var body []byte
+	if r.Body != nil && r.Body != http.NoBody {
+		b, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
+		if err != nil {
+			return // the client went away mid-body
+		}
+		body = b
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	e.reqLog.add(r, body, e.cfg.clock())
+	if f, ok := e.faults.pick(r); ok {
+		if e.applyFault(w, r, f) {
+			return
+		}
+	}
+	e.mux.ServeHTTP(w, r)
+}
+
+func (e *Emulator) routes() *http.ServeMux {
+	m := http.NewServeMux()
+	handle := func(pattern string, h func(http.ResponseWriter, *http.Request)) {
+		method, path, _ := strings.Cut(pattern, " ")
+		m.HandleFunc(method+" "+APIPrefix+path, e.authed(h))
+	}
+	handle("GET "+PathSystemInfo, e.handleSystemInfo)
+	if !e.cfg.noVerdictEndpoint {
+		handle("GET "+PathHashes+"{hash}"+pathHashVerdictSuffix, e.handleHashVerdict)
+	}
+	handle("GET "+PathHashes+"{hash}"+pathHashReputationSuffix, e.handleHashReputation)
+	handle("GET "+PathRestrictions, e.handleRestrictionsList)
+	handle("POST "+PathRestrictions, e.handleRestrictionsCreate)
+	handle("DELETE "+PathRestrictions, e.handleRestrictionsDelete)
+	handle("GET "+PathThreats, func(w http.ResponseWriter, r *http.Request) { serveList(e, w, r, e.threats) })
+	handle("POST "+PathThreatIncident, e.handleThreatIncident)
+	handle("POST "+PathThreatVerdict, e.handleThreatVerdict)
+	handle("GET "+PathGroups, func(w http.ResponseWriter, r *http.Request) { serveList(e, w, r, e.groups) })
+	handle("GET "+PathAgents, func(w http.ResponseWriter, r *http.Request) { serveList(e, w, r, e.agents) })
+	handle("POST "+PathAgentsConnect, e.handleAgentsConnect)
+	handle("POST "+PathAgentsDisconnect, e.handleAgentsDisconnect)
+	handle("GET "+PathSites, e.handleSites)
+	handle("GET "+PathActivities, func(w http.ResponseWriter, r *http.Request) { serveList(e, w, r, e.activities) })
+	handle("GET "+PathActivityTypes, e.handleActivityTypes)
+	handle("GET "+PathAlerts, func(w http.ResponseWriter, r *http.Request) { serveList(e, w, r, e.alerts) })
+	handle("POST "+PathAlertVerdict, e.handleAlertVerdict)
+	handle("POST "+PathAlertIncident, e.handleAlertIncident)
+	return m
+}
+
+// authed wraps a handler with the token check. The token is compared in
+// constant time and never echoed.
+func (e *Emulator) authed(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		scheme, tok, ok := strings.Cut(r.Header.Get(headerAuthorization), " ")
+		if !ok || !strings.EqualFold(scheme, AuthScheme) ||
+			subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), e.token) != 1 {
+			writeJSON(w, http.StatusUnauthorized, authFailedBody)
+			return
+		}
+		h(w, r)
+	}
+}
+
+var authFailedBody = []byte(`{"errors":[{"code":4010010,"title":"Authentication Failed","detail":null}]}`)
+
+// mutate runs fn under the write lock, after settling due changes, with the
+// clock's time, and inserts the activities fn recorded.
+func (e *Emulator) mutate(fn func(now int64)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	e.settleLocked(now)
+	fn(now)
+	e.flushActivities()
+}
+
+// settle completes due agent transitions and reveals late-indexed threats.
+// It costs one atomic load when nothing is due.
+func (e *Emulator) settle() {
+	if due := e.nextDue.Load(); due == math.MaxInt64 || e.now() < due {
+		return
+	}
+	e.mutate(func(int64) {})
+}
+
+// settleLocked does settle's work; the caller holds mu.
+func (e *Emulator) settleLocked(now int64) {
+	next := int64(math.MaxInt64)
+	e.moving = e.settleAgents(now, &next)
+	kept := e.late[:0]
+	for _, t := range e.late {
+		if t.hiddenUntil <= now {
+			t.hiddenUntil = 0
+			e.threats.t.hidden--
+			continue
+		}
+		next = min(next, t.hiddenUntil)
+		kept = append(kept, t)
+	}
+	e.late = kept
+	e.nextDue.Store(next)
+}
+
+// due records that something changes at ns; the caller holds mu.
+func (e *Emulator) due(ns int64) {
+	if ns < e.nextDue.Load() {
+		e.nextDue.Store(ns)
+	}
+}
