@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -240,4 +243,115 @@ func upstreamCalls(emu *emulator.Emulator) []string {
 		out = append(out, r.Method+" "+strings.TrimPrefix(r.Path, apiPrefix))
 	}
 	return out
+}
+
+// TestRecordedRequestsFollowSwagger runs every action, each list action with
+// every filter it has, against the emulator and checks every request the
+// emulator recorded against the official Swagger subset: method, path and
+// query parameter names. The legacy /hashes/{hash}/reputation is the one
+// request allowed outside it (DESIGN.md §8).
+func TestRecordedRequestsFollowSwagger(t *testing.T) {
+	ops := loadSwagger(t, "../sentinelone/testdata/swagger-2.1-subset.json")
+	env := testenv.Start(t, nil, emulator.WithRequestLog(10000))
+	env.Emu.ResetRequests()
+	for _, tc := range conformanceCases() {
+		env.Call(t, tc.action, tc.request)
+	}
+	for action, req := range map[string]string{
+		"threats.list":     `{"ids":["` + someID + `"],"computerName":"FIN","incidentStatuses":["unresolved"],"analystVerdicts":["true_positive"],"classifications":["Malware"],"siteIds":["` + someID + `"],"groupIds":["` + someID + `"],"accountIds":["` + someID + `"],"createdAfter":"2024-01-01T00:00:00Z","createdBefore":"2030-01-01T00:00:00Z","updatedAfter":"2024-01-01T00:00:00Z","query":"x","sortBy":"updatedAt","sortOrder":"asc"}`,
+		"agents.list":      `{"ids":["` + someID + `"],"computerName":"FIN","query":"x","siteIds":["` + someID + `"],"groupIds":["` + someID + `"],"isActive":true,"networkStatuses":["connected"],"osTypes":["windows"]}`,
+		"agents.list#ip":   `{"ip":"10.1.2.3"}`,
+		"groups.list":      `{"siteIds":["` + someID + `"],"name":"Default","query":"x","type":"static"}`,
+		"sites.list":       `{"siteIds":["` + someID + `"],"name":"Default","state":"active","query":"x"}`,
+		"activities.list":  `{"activityTypes":[27],"threatIds":["` + someID + `"],"agentIds":["` + someID + `"],"createdAfter":"2024-01-01T00:00:00Z","createdBefore":"2030-01-01T00:00:00Z","sortOrder":"asc"}`,
+		"alerts.list":      `{"ids":["` + someID + `"],"incidentStatuses":["unresolved"],"analystVerdicts":["undefined"],"severities":["high"],"ruleName":"x","createdAfter":"2024-01-01T00:00:00Z","createdBefore":"2030-01-01T00:00:00Z","siteIds":["` + someID + `"]}`,
+		"blocklist.list":   `{"hash":"` + sha1A + `","osTypes":["linux"],"scope":{"siteIds":["` + someID + `"]}}`,
+		"blocklist.add":    `{"hash":"` + sha1A + `","sha256":"` + strings.Repeat("a", 64) + `","scope":{"groupIds":["` + someID + `"]}}`,
+		"alerts.update":    `{"alertIds":["` + someID + `"],"analystVerdict":"false_positive","incidentStatus":"resolved"}`,
+		"threats.update":   `{"threatIds":["` + someID + `"],"analystVerdict":"false_positive"}`,
+		"blocklist.delete": `{"hash":"` + sha1A + `"}`,
+	} {
+		action, _, _ = strings.Cut(action, "#")
+		if r := env.Call(t, action, req); r.Err != nil && r.Err.Code != handlers.CodeInvalid {
+			t.Errorf("%s: %d %s", action, r.Err.Code, r.Err.Message)
+		}
+	}
+	reqs := env.Emu.Requests()
+	if len(reqs) < 25 {
+		t.Fatalf("only %d requests recorded", len(reqs))
+	}
+	for _, r := range reqs {
+		path := strings.TrimPrefix(r.Path, apiPrefix)
+		if r.Method == "GET" && strings.HasPrefix(path, "/hashes/") && strings.HasSuffix(path, "/reputation") {
+			continue
+		}
+		op, ok := ops.match(r.Method, path)
+		if !ok {
+			t.Errorf("%s %s is not in the Swagger subset", r.Method, path)
+			continue
+		}
+		q, err := url.ParseQuery(r.RawQuery)
+		if err != nil {
+			t.Errorf("%s %s: bad query %q", r.Method, path, r.RawQuery)
+		}
+		for name := range q {
+			if !op[name] {
+				t.Errorf("%s %s: query parameter %q is not declared", r.Method, path, name)
+			}
+		}
+	}
+}
+
+// swaggerOps maps "METHOD path-regexp" to the declared query parameters.
+type swaggerOps []struct {
+	method string
+	re     *regexp.Regexp
+	query  map[string]bool
+}
+
+func (s swaggerOps) match(method, path string) (map[string]bool, bool) {
+	for _, o := range s {
+		if o.method == method && o.re.MatchString(path) {
+			return o.query, true
+		}
+	}
+	return nil, false
+}
+
+func loadSwagger(t *testing.T, file string) swaggerOps {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var ops swaggerOps
+	for p, methods := range doc.Paths {
+		pattern := "^" + regexp.MustCompile(`\\\{[^}]+\\\}`).ReplaceAllString(regexp.QuoteMeta(strings.TrimPrefix(p, apiPrefix)), `[^/]+`) + "$"
+		for m, raw := range methods {
+			var op struct {
+				Parameters []struct{ Name, In string } `json:"parameters"`
+			}
+			if json.Unmarshal(raw, &op) != nil {
+				continue
+			}
+			q := map[string]bool{}
+			for _, prm := range op.Parameters {
+				if prm.In == "query" {
+					q[prm.Name] = true
+				}
+			}
+			ops = append(ops, struct {
+				method string
+				re     *regexp.Regexp
+				query  map[string]bool
+			}{strings.ToUpper(m), regexp.MustCompile(pattern), q})
+		}
+	}
+	return ops
 }

@@ -405,6 +405,11 @@ func (c *Connector) register() error {
 			r.ep = ep
 		}
 	}
+	// The subscriptions exist once the server has processed them: flush, so
+	// that Start returning means requests are served.
+	if err := c.nc.FlushTimeout(10 * time.Second); err != nil {
+		return fmt.Errorf("register endpoints: %w", err)
+	}
 	c.log.Info("serving actions", "consoles", len(c.envs), "actions", len(c.opts.actions),
 		"subjects", c.subj.Action("<console>", "<action>"), "queue_group", c.cfg.Service.QueueGroup)
 	return nil

@@ -74,7 +74,10 @@ type DryRunReply struct {
 	Request any    `json:"request"`
 }
 
-func define[Req, Resp any](name, title, description string, mutating bool, fn func(context.Context, *Env, *Req) (*Resp, error)) Action {
+// Define builds an Action from a typed handler: requests are decoded strictly
+// into Req and validated (Req's Validate method, when it has one) before fn
+// runs; a mutating action in dry-run mode stops after validation.
+func Define[Req, Resp any](name, title, description string, mutating bool, fn func(context.Context, *Env, *Req) (*Resp, error)) Action {
 	var req Req
 	var resp Resp
 	return Action{

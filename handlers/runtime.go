@@ -27,5 +27,5 @@ func ingestStatus(ctx context.Context, env *Env, _ *IngestStatusRequest) (*any, 
 
 // IngestStatus is the ingest.status action (the seed's SentinelOne Threats
 // Daemon, seen from outside).
-var IngestStatus = define("ingest.status", "SentinelOne Threats Daemon",
+var IngestStatus = Define("ingest.status", "SentinelOne Threats Daemon",
 	"Ingestion progress of this console: leader, watermark, last poll, lag, events published", false, ingestStatus)
