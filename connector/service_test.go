@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/connector"
 	"github.com/s1bridge/s1bridge/connector/ce"
+	"github.com/s1bridge/s1bridge/emulator"
 	"github.com/s1bridge/s1bridge/handlers"
 	"github.com/s1bridge/s1bridge/internal/testenv"
 	"github.com/s1bridge/s1bridge/subjects"
@@ -354,4 +357,93 @@ func TestDrainTimeoutCancelsWith503(t *testing.T) {
 	if r == nil || r.Err == nil || r.Err.Code != handlers.CodeUnavailable || !r.Err.Retryable {
 		t.Fatalf("the cancelled request should get a retryable 503, got %+v", r)
 	}
+}
+
+func TestTraceContextReachesSentinelOne(t *testing.T) {
+	env := startWith(t, nil)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	env.Emu.ResetRequests()
+	req := newRequest("agents.list", `{"limit":1}`)
+	req.Extensions[subjects.ExtTraceParent] = tp
+	req.Extensions[subjects.ExtTraceState] = "vendor=soar"
+	reply := roundTrip(t, env.NC, env.Connector.Subjects().Action("main", "agents.list"), req, ce.ModeBinary)
+	checkOK(t, "agents.list", req, reply, ce.ModeBinary)
+	if got := reply.Event.TraceParent(); got != tp {
+		t.Errorf("reply traceparent %q, want %q", got, tp)
+	}
+	reqs := env.Emu.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d upstream requests", len(reqs))
+	}
+	if got := reqs[0].Header.Get("Traceparent"); got != tp {
+		t.Errorf("upstream traceparent %q, want %q", got, tp)
+	}
+	if got := reqs[0].Header.Get("Tracestate"); got != "vendor=soar" {
+		t.Errorf("upstream tracestate %q", got)
+	}
+}
+
+// TestTokenNeverLogged runs debug-level logging without the redacting
+// handler (so the code itself must not log the token) through a succeeding
+// call, a SentinelOne 401 and a 500, and greps the logs and replies.
+func TestTokenNeverLogged(t *testing.T) {
+	srv := testenv.NATSServer(t)
+	emu, url := testenv.Emulator(t)
+	cfg := testenv.Config(srv.ClientURL(), url)
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c, err := connector.New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop(context.Background())
+	nc := testenv.Conn(t, srv)
+	call := func(action, data string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r, err := connector.Call(ctx, nc, c.Subjects().Action("main", action), action, "/test", []byte(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(r.Event.Data) + fmt.Sprint(r.Err)
+	}
+	replies := call("agents.list", `{"limit":1}`)
+	for _, status := range []int{401, 500} {
+		emu.ClearFaults()
+		if err := emu.Inject(emulator.Fault{Kind: emulator.FaultServerError, Status: status, Path: "/agents"}); err != nil {
+			t.Fatal(err)
+		}
+		replies += call("agents.list", `{"limit":1}`)
+	}
+	emu.ClearFaults()
+	out := logs.String()
+	if !strings.Contains(out, "level=DEBUG") || !strings.Contains(out, "/agents") {
+		t.Fatalf("debug logs did not capture the upstream calls:\n%s", out)
+	}
+	for what, s := range map[string]string{"logs": out, "replies": replies} {
+		if strings.Contains(s, testenv.Token) {
+			t.Errorf("the API token appears in the %s", what)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
