@@ -12,7 +12,7 @@ type activity struct {
 	primary          string
 	agent            *agent
 	threat           *threat
-	alertID          string
+	alertID, ruleID  string
 	site             *site // scope when there is no agent
 	userID, username string
 	hash             string
@@ -26,6 +26,7 @@ type activitySpec struct {
 	agent   *agent
 	threat  *threat
 	alertID string
+	ruleID  string
 	site    *site
 	hash    string
 	primary string
@@ -129,7 +130,7 @@ func (e *Emulator) newActivity(s activitySpec) *activity {
 	a := &activity{
 		row:  row{id: id, idStr: formatID(id), created: s.at, updated: s.at},
 		uuid: e.uuid(), typ: s.typ, primary: s.primary, agent: s.agent, threat: s.threat,
-		alertID: s.alertID, site: s.site, hash: s.hash, userID: emulatorUserID, username: emulatorUser,
+		alertID: s.alertID, ruleID: s.ruleID, site: s.site, hash: s.hash, userID: emulatorUserID, username: emulatorUser,
 	}
 	data := map[string]any{
 		// The console sends this id as a JSON number inside data, unlike
@@ -153,8 +154,9 @@ func (e *Emulator) newActivity(s activitySpec) *activity {
 
 // The management user every emulated change is attributed to.
 const (
-	emulatorUser   = "SOAR API"
-	emulatorUserID = "1503807937830229037"
+	emulatorUser      = "SOAR API"
+	emulatorUserID    = "1503807937830229037"
+	emulatorUserEmail = "soar-api@acme.example"
 )
 
 func activityCollection(e *Emulator) *collection[*activity] {
@@ -173,6 +175,8 @@ func activityCollection(e *Emulator) *collection[*activity] {
 			"userIds":       pIDs(func(a A) string { return a.userID }),
 			"activityUuids": pIn(func(a A) string { return a.uuid }),
 			"activityTypes": {kind: kindIn, numeric: true, str: func(a A) string { return strconv.Itoa(a.typ) }},
+			"userEmails":    pIn(func(A) string { return emulatorUserEmail }),
+			"ruleIds":       pIDs(func(a A) string { return a.ruleID }),
 			"createdAt":     pCreated[A](),
 		},
 		sorts: map[string]sortField[A]{

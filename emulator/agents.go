@@ -2,10 +2,6 @@ package emulator
 
 import (
 	"encoding/json"
-	"fmt"
-	"net/http"
-	"slices"
-	"strconv"
 	"sync/atomic"
 )
 
@@ -56,6 +52,7 @@ type agent struct {
 	mitigationMode                     string
 	rebootRequired                     bool
 	alerts                             []*alert
+	threats                            []*threat
 	// rt caches the agentRealtimeInfo object that every threat of this agent
 	// splices into its JSON, so a network change re-renders one fragment.
 	rt atomic.Pointer[[]byte]
@@ -287,11 +284,10 @@ func installerType(os string) string {
 
 func agentCollection() *collection[*agent] {
 	type A = *agent
-	boolOf := func(f func(A) bool) param[A] { return pBools(f) }
 	return &collection[A]{
 		name: "agent",
 		t:    newTable[A](),
-		params: map[string]param[A]{
+		params: absent(map[string]param[A]{
 			"ids":                                pRowID[A](),
 			"siteIds":                            pIDs(func(a A) string { return a.site.idStr }),
 			"filteredSiteIds":                    pIDs(func(a A) string { return a.site.idStr }),
@@ -314,18 +310,18 @@ func agentCollection() *collection[*agent] {
 				return append([]string{a.computerName, a.uuid, a.externalIP, a.domain, a.osName,
 					a.lastLoggedInUserName, a.agentVersion}, append(a.inets(), a.macs()...)...)
 			}),
-			"isActive":             boolOf(func(a A) bool { return a.isActive }),
-			"isDecommissioned":     boolOf(func(a A) bool { return a.isDecommissioned }),
-			"isUninstalled":        boolOf(func(A) bool { return false }),
-			"isPendingUninstall":   boolOf(func(A) bool { return false }),
-			"isUpToDate":           boolOf(func(a A) bool { return a.isUpToDate }),
-			"threatRebootRequired": boolOf(func(a A) bool { return a.rebootRequired }),
-			"networkQuarantineEnabled": boolOf(func(a A) bool {
+			"isActive":             pBools(func(a A) bool { return a.isActive }),
+			"isDecommissioned":     pBools(func(a A) bool { return a.isDecommissioned }),
+			"isUninstalled":        pBools(func(A) bool { return false }),
+			"isPendingUninstall":   pBools(func(A) bool { return false }),
+			"isUpToDate":           pBools(func(a A) bool { return a.isUpToDate }),
+			"threatRebootRequired": pBools(func(a A) bool { return a.rebootRequired }),
+			"networkQuarantineEnabled": pBools(func(a A) bool {
 				return a.networkStatus == netDisconnected || a.networkStatus == netDisconnecting
 			}),
-			"firewallEnabled":       boolOf(func(A) bool { return true }),
-			"locationEnabled":       boolOf(func(A) bool { return true }),
-			"encryptedApplications": boolOf(func(A) bool { return false }),
+			"firewallEnabled":       pBools(func(A) bool { return true }),
+			"locationEnabled":       pBools(func(A) bool { return true }),
+			"encryptedApplications": pBools(func(A) bool { return false }),
 			"infected":              pBool(func(a A) bool { return a.activeThreats > 0 }),
 			"networkStatuses":       pIn(func(a A) string { return a.networkStatus }, networkStatuses...),
 			"osTypes":               pIn(func(a A) string { return a.osType }, osTypes...),
@@ -349,8 +345,40 @@ func agentCollection() *collection[*agent] {
 			"registeredAt":          pTime(func(a A) int64 { return a.registeredAt }),
 			"lastActiveDate":        pTime(func(a A) int64 { return a.lastActiveDate }),
 			// The emulator keeps no saved filters: a filterId matches no agent.
-			"filterId": pEq(func(A) string { return "" }),
-		},
+			"filterId":                  pEq(func(A) string { return "" }),
+			"cpuId__contains":           pContains(func(a A) string { return a.cpuID }),
+			"lastSuccessfulScanDate":    pTime(func(a A) int64 { return a.scanFinishedAt }),
+			"mitigationModeSuspicious":  pEnumEq(func(A) string { return "detect" }, "detect", "protect"),
+			"consoleMigrationStatuses":  pIn(func(A) string { return "N/A" }),
+			"appsVulnerabilityStatuses": pIn(func(A) string { return "up_to_date" }),
+			"remoteProfilingStates":     pIn(func(A) string { return "disabled" }),
+			"rangerStatuses":            pIn(func(A) string { return "NotApplicable" }),
+			"rangerStatus":              pEq(func(A) string { return "NotApplicable" }),
+			"locationIds":               pIn(func(a A) string { return a.site.idStr }),
+			"isAdConnector":             pBools(func(A) bool { return false }),
+			"isHyperAutomate":           pBools(func(A) bool { return false }),
+			"hasContainerizedWorkload":  pBools(func(A) bool { return false }),
+			"hasTags":                   pBool(func(A) bool { return false }),
+			"hasLocalConfiguration":     pBool(func(A) bool { return false }),
+			"threatContentHash": pInAny(func(a A) []string {
+				out := make([]string, 0, len(a.threats))
+				for _, t := range a.threats {
+					out = append(out, t.sha1)
+				}
+				return out
+			}),
+		}, "networkInterfaceGatewayMacAddress__contains", "externalId__contains", "serialNumber__contains",
+			"adQuery", "adQuery__contains", "adUserName__contains", "adUserMember__contains", "adUserQuery__contains",
+			"adComputerName__contains", "adComputerMember__contains", "adComputerQuery__contains", "storageTypes",
+			"missingPermissions", "rangerVersions", "cloudProvider", "awsRole__contains", "awsSecurityGroups__contains",
+			"awsSubnetIds__contains", "agentNamespace__contains", "agentPodName__contains", "azureResourceGroup__contains",
+			"cloudAccount__contains", "cloudImage__contains", "cloudInstanceId__contains", "cloudInstanceSize__contains",
+			"cloudLocation__contains", "cloudNetwork__contains", "cloudTags__contains", "clusterName__contains",
+			"gcpServiceAccount__contains", "k8sNodeLabels__contains", "k8sNodeName__contains", "k8sType__contains",
+			"k8sVersion__contains", "liveUpdateId__contains", "ecsType__contains", "ecsVersion__contains",
+			"ecsClusterName__contains", "ecsTaskArn__contains", "ecsTaskAvailabilityZone__contains",
+			"ecsServiceName__contains", "ecsServiceArn__contains", "ecsTaskDefinitionFamily__contains",
+			"ecsTaskDefinitionRevision__contains", "ecsTaskDefinitionArn__contains"),
 		sorts: map[string]sortField[A]{
 			"id":                   {native: nativeID},
 			"createdAt":            {native: nativeCreated},
@@ -374,137 +402,4 @@ func agentCollection() *collection[*agent] {
 		defaultSort: "id",
 		render:      func(b []byte, a A) []byte { return cached(b, &a.row, a.json) },
 	}
-}
-
-func (e *Emulator) handleAgentsConnect(w http.ResponseWriter, r *http.Request) {
-	e.agentAction(w, r, netConnected)
-}
-
-func (e *Emulator) handleAgentsDisconnect(w http.ResponseWriter, r *http.Request) {
-	e.agentAction(w, r, netDisconnected)
-}
-
-// agentAction moves every matched agent towards target. Disconnect is a
-// "dangerous" action: its filter must name ids, groupIds or filterId. An empty
-// filter on connect applies to every agent, as on the real console.
-func (e *Emulator) agentAction(w http.ResponseWriter, r *http.Request, target string) {
-	body, err := readAction(r, false)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if target == netDisconnected && len(splitList(body.filter["ids"])) == 0 &&
-		len(splitList(body.filter["groupIds"])) == 0 && len(splitList(body.filter["filterId"])) == 0 {
-		writeError(w, validation("filter: One of these filter arguments must be supplied: ids, groupIds, filterId."))
-		return
-	}
-	n := 0
-	e.mutate(func(now int64) {
-		var q *listQuery[*agent]
-		if q, err = e.agents.filterQuery(body.filter, now); err != nil {
-			return
-		}
-		for _, a := range e.agents.selectAll(q) {
-			if !a.isDecommissioned {
-				n++
-				e.moveAgent(a, target, now)
-			}
-		}
-	})
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeData(w, affected{Affected: n})
-}
-
-// moveAgent starts a network transition; the caller holds mu.
-func (e *Emulator) moveAgent(a *agent, target string, now int64) {
-	if a.networkStatus == target && a.pendingStatus == "" {
-		return
-	}
-	if e.cfg.transition <= 0 {
-		a.pendingStatus = ""
-		e.finishMove(a, target, now)
-		return
-	}
-	a.networkStatus = netConnecting
-	if target == netDisconnected {
-		a.networkStatus = netDisconnecting
-	}
-	if a.pendingStatus == "" {
-		e.moving = append(e.moving, a)
-	}
-	a.pendingStatus = target
-	a.pendingAt = now + int64(e.cfg.transition)/1000*1000
-	e.agents.t.touch([]*agent{a}, now)
-	a.changed()
-	e.due(a.pendingAt)
-}
-
-// finishMove puts an agent in its final network state and logs the activity
-// the console logs when the agent reports back.
-func (e *Emulator) finishMove(a *agent, target string, at int64) {
-	a.networkStatus = target
-	e.agents.t.touch([]*agent{a}, at)
-	a.changed()
-	typ, verb := actAgentConnect, "connected to"
-	if target == netDisconnected {
-		typ, verb = actAgentDisconnect, "disconnected from"
-	}
-	e.addActivity(activitySpec{
-		typ: typ, at: at, agent: a,
-		primary: fmt.Sprintf("Agent %s was %s network.", a.computerName, verb),
-		data:    map[string]any{"computerName": a.computerName},
-	})
-}
-
-// settleAgents completes due transitions and returns the agents still
-// moving; the caller holds mu.
-func (e *Emulator) settleAgents(now int64, next *int64) []*agent {
-	kept := e.moving[:0]
-	for _, a := range e.moving {
-		if a.pendingStatus == "" {
-			continue
-		}
-		if a.pendingAt <= now {
-			target := a.pendingStatus
-			a.pendingStatus = ""
-			e.finishMove(a, target, a.pendingAt)
-			continue
-		}
-		*next = min(*next, a.pendingAt)
-		kept = append(kept, a)
-	}
-	return kept
-}
-
-// Agent returns an agent's network status.
-func (e *Emulator) Agent(id string) (AgentState, bool) {
-	e.settle()
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	a, ok := lookup(e.agents.t, id)
-	if !ok {
-		return AgentState{}, false
-	}
-	return AgentState{ID: a.idStr, ComputerName: a.computerName, NetworkStatus: a.networkStatus, IsActive: a.isActive}, true
-}
-
-// lookup finds a row by its decimal id.
-func lookup[R record](t *table[R], id string) (R, bool) {
-	n, err := strconv.ParseUint(id, 10, 64)
-	if err != nil {
-		var zero R
-		return zero, false
-	}
-	return t.get(n)
-}
-
-func sortedIDs[R record](t *table[R]) []string {
-	out := make([]string, len(t.ids))
-	for i, r := range t.ids {
-		out[i] = r.base().idStr
-	}
-	return slices.Clip(out)
 }

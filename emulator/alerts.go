@@ -135,7 +135,7 @@ func alertCollection() *collection[*alert] {
 	return &collection[A]{
 		name: "alert",
 		t:    newTable[A](),
-		params: map[string]param[A]{
+		params: absent(map[string]param[A]{
 			"ids":                                   pRowID[A](),
 			"siteIds":                               pIDs(func(a A) string { return a.agent.site.idStr }),
 			"groupIds":                              pIDs(func(a A) string { return a.agent.group.idStr }),
@@ -163,7 +163,9 @@ func alertCollection() *collection[*alert] {
 			"query": pQuery(func(a A) []string {
 				return []string{a.rule.name, a.agent.computerName, a.proc.name, a.proc.commandline, a.proc.sha1, a.idStr}
 			}),
-		},
+		}, "containerImageName__contains", "containerName__contains", "containerLabels__contains", "k8sNode__contains",
+			"k8sNamespaceLabels__contains", "k8sPodLabels__contains", "k8sNamespaceName__contains", "k8sControllerName__contains",
+			"k8sCluster__contains", "k8sControllerLabels__contains", "k8sPod__contains"),
 		sorts: map[string]sortField[A]{
 			"id":                      {native: nativeID},
 			"alertInfoAlertId":        {native: nativeID},
@@ -237,7 +239,7 @@ func (e *Emulator) updateAlerts(w http.ResponseWriter, r *http.Request, field st
 			a.invalidate()
 			changed = append(changed, a)
 			e.addActivity(activitySpec{
-				typ: act, at: now, agent: a.agent, alertID: a.idStr,
+				typ: act, at: now, agent: a.agent, alertID: a.idStr, ruleID: a.rule.id,
 				primary: fmt.Sprintf("The %s of alert %s changed to %s.", field, a.idStr, displayNames[lower]),
 				data:    map[string]any{"alertId": a.idStr, "ruleName": a.rule.name, "newValue": displayNames[lower]},
 			})

@@ -159,6 +159,7 @@ func siteCollection() *collection[*site] {
 			"registrationToken": pEq(func(s *site) string { return s.registrationToken }),
 			"totalLicenses":     pInt(func(s *site) int64 { return int64(s.totalLicenses) }),
 			"activeLicenses":    pInt(func(s *site) int64 { return int64(s.activeLicenses) }),
+			"expiration":        pEq(func(s *site) string { return formatTime(s.expiresAt) }),
 			"createdAt":         pCreated[*site](),
 			"updatedAt":         pUpdated[*site](),
 		},

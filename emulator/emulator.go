@@ -8,11 +8,29 @@
 // fixtures only, independently of the client in package sentinelone, so that
 // it catches the client's mistakes rather than sharing them. It depends on the
 // standard library alone.
+//
+// Use: New seeds a console (WithSeed, WithSizes, WithClock, WithToken, ...);
+// Start serves it on a loopback port (Server.URL, Server.Close), Serve until
+// a context ends, Handler inside another server. Tests drive it with
+// AddThreats, AddLateThreats, UpdateThreat, SetHash, Inject and ClearFaults,
+// and inspect it with IDs, Threat, Agent, Requests and RequestCount. RunLive
+// keeps a demo console moving.
+//
+// What the console does and the emulator copies: every list is a cursor
+// page {"data":[...],"pagination":{"nextCursor","totalItems"}} (sites put
+// {"allSites","sites"} in data), limit 1..1000 (default 10), cursors resume
+// strictly after the last item's (sort key, id) so equal timestamps never
+// lose or repeat items across pages; filters follow the console's grammar
+// (csv or repeated keys, Nin, __contains, __like, __gt/__gte/__lt/__lte,
+// __between) and unknown parameters are ignored; ids must be >= 1e17;
+// errors are {"errors":[{"code","title","detail"}]} with the console's
+// codes; alerts answer display-case enums and filter on UPPER_SNAKE ones.
 package emulator
 
 import (
 	"bytes"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -158,11 +176,14 @@ type (
 	// FaultKind is what an injected fault does.
 	FaultKind int
 
-	// Request is one request as the emulator received it.
+	// Request is one request as the emulator received it. Header is a copy
+	// whose Authorization value keeps only its scheme: the token is never
+	// stored.
 	Request struct {
 		Method   string
 		Path     string // the URL path, e.g. /web/api/v2.1/threats
 		RawQuery string
+		Header   http.Header
 		Body     []byte
 		At       time.Time
 	}
@@ -187,7 +208,7 @@ type config struct {
 }
 
 // DefaultSizes is the seeded console New builds unless WithSizes says
-// otherwise: three sites, seven groups, 24 agents, 240 threats, 60 alerts,
+// otherwise: three sites, six groups, 24 agents, 240 threats, 60 alerts,
 // 120 activities and 6 blocklist items.
 func DefaultSizes() Sizes {
 	return Sizes{Sites: 3, GroupsPerSite: 2, Agents: 24, Threats: 240, Alerts: 60, Activities: 120, Restrictions: 6}
@@ -325,7 +346,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		b, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
 		if err != nil {
-			return // the client went away mid-body
+			return // the client went away mid-body: there is no one to answer
 		}
 		body = b
 		r.Body = io.NopCloser(bytes.NewReader(b))
@@ -383,7 +404,8 @@ func (e *Emulator) authed(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-var authFailedBody = []byte(`{"errors":[{"code":4010010,"title":"Authentication Failed","detail":null}]}`)
+// authFailedBody is the console's 401 body, built once.
+var authFailedBody, _ = json.Marshal(errorBody{Errors: []errorItem{{Code: CodeAuthFailed, Title: titleAuthFailed}}})
 
 // mutate runs fn under the write lock, after settling due changes, with the
 // clock's time, and inserts the activities fn recorded.
@@ -419,6 +441,7 @@ func (e *Emulator) settleLocked(now int64) {
 		next = min(next, t.hiddenUntil)
 		kept = append(kept, t)
 	}
+	clear(e.late[len(kept):])
 	e.late = kept
 	e.nextDue.Store(next)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -131,6 +132,18 @@ func TestSeedIsDeterministic(t *testing.T) {
 	if sa != sb {
 		t.Errorf("same seed, different threat: %+v vs %+v", sa, sb)
 	}
+	// Many threats share one updatedAt (a mass resolve), so pages of 1000
+	// cut through ties once there are more than 10,000 threats.
+	counts := map[time.Time]int{}
+	top := 0
+	for _, id := range ia.Threats {
+		s, _ := a.Threat(id)
+		counts[s.UpdatedAt]++
+		top = max(top, counts[s.UpdatedAt])
+	}
+	if top < len(ia.Threats)/20 {
+		t.Errorf("the most shared updatedAt has %d of %d threats", top, len(ia.Threats))
+	}
 	d := DefaultSizes()
 	if len(ia.Sites) != d.Sites || len(ia.Groups) != d.Sites*d.GroupsPerSite || len(ia.Agents) != d.Agents ||
 		len(ia.Threats) != d.Threats || len(ia.Alerts) != d.Alerts || len(ia.Restrictions) != d.Restrictions {
@@ -181,8 +194,30 @@ func TestRequestLogAndCounts(t *testing.T) {
 	if !strings.Contains(string(reqs[1].Body), `"ids"`) {
 		t.Errorf("body not recorded: %q", reqs[1].Body)
 	}
+	if got := reqs[1].Header.Get("Authorization"); got != "ApiToken REDACTED" || reqs[1].Header.Get("Content-Type") != "application/json" {
+		t.Errorf("recorded headers: Authorization %q, Content-Type %q", got, reqs[1].Header.Get("Content-Type"))
+	}
 	h.emu.ResetRequests()
 	if len(h.emu.Requests()) != 0 || h.emu.RequestCount(PathAgents) != 0 || len(h.emu.RequestCounts()) != 0 {
 		t.Error("ResetRequests left something")
+	}
+}
+
+func TestHandlerServesInsideAnotherServer(t *testing.T) {
+	emu, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(emu.Handler())
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+APIPrefix+PathActivityTypes, nil)
+	req.Header.Set("Authorization", "apitoken "+DefaultToken)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
 	}
 }

@@ -1,8 +1,6 @@
 package emulator
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/url"
@@ -59,6 +57,8 @@ func (p param[R]) anyValue(r R, f func(string) bool) bool {
 	return false
 }
 
+// Constructors of params, one per kind; the accessor reads the field from a row.
+
 func pRowID[R record]() param[R] { return param[R]{kind: kindIDs, native: nativeID} }
 func pIDs[R record](f func(R) string) param[R] {
 	return param[R]{kind: kindIDs, str: f}
@@ -86,6 +86,22 @@ func pEnumEq[R record](f func(R) string, enum ...string) param[R] {
 	return param[R]{kind: kindEq, str: f, enum: enum}
 }
 
+// absent adds filters on fields that are empty or null on every emulated
+// item (container, Kubernetes, cloud and Active Directory metadata, tickets):
+// they match nothing, as they would on a console without such hosts, rather
+// than being ignored and matching everything.
+func absent[R record](params map[string]param[R], names ...string) map[string]param[R] {
+	none := func(R) string { return "" }
+	for _, n := range names {
+		if strings.HasSuffix(n, "__contains") {
+			params[n] = pContains(none)
+		} else {
+			params[n] = pIn(none)
+		}
+	}
+	return params
+}
+
 // Parameters every list endpoint takes for paging; they are not filters.
 const (
 	paramLimit     = "limit"
@@ -96,6 +112,8 @@ const (
 	paramCountOnly = "countOnly"
 	paramSkipCount = "skipCount"
 	paramIDs       = "ids"
+	paramGroupIDs  = "groupIds"
+	paramFilterID  = "filterId"
 )
 
 var pagingParams = map[string]bool{
@@ -338,157 +356,4 @@ func rangeOf(op string, v, unit int64) (lo, hi int64) {
 		lo, hi = v, v
 	}
 	return lo, hi
-}
-
-func parseBetween(v string) (from, to int64, ok bool) {
-	a, b, found := strings.Cut(v, "-")
-	if !found {
-		return 0, 0, false
-	}
-	from, err1 := strconv.ParseInt(strings.TrimSpace(a), 10, 64)
-	to, err2 := strconv.ParseInt(strings.TrimSpace(b), 10, 64)
-	return from, to, err1 == nil && err2 == nil && from <= to
-}
-
-var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02"}
-
-// parseTime reads an ISO-8601 timestamp; one without a zone is UTC.
-func parseTime(s string) (int64, bool) {
-	for _, layout := range timeLayouts {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UnixNano(), true
-		}
-	}
-	return 0, false
-}
-
-// parseBool reads a boolean case-insensitively, as the console does (True, false).
-func parseBool(s string) (bool, bool) {
-	switch {
-	case strings.EqualFold(s, "true"):
-		return true, true
-	case strings.EqualFold(s, "false"):
-		return false, true
-	}
-	return false, false
-}
-
-func boolIndex(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// parseIDs validates ids as the console does: numeric and >= 1e17.
-func parseIDs(name string, items []string) ([]uint64, *apiError) {
-	ids := make([]uint64, 0, len(items))
-	for i, it := range items {
-		id, err := strconv.ParseUint(it, 10, 64)
-		if err != nil {
-			return nil, validation(fmt.Sprintf("%s: %d: Not a valid integer.", name, i))
-		}
-		if id < minID {
-			return nil, validation(fmt.Sprintf("%s: %d: Must be greater than or equal to %d.", name, i, uint64(minID)))
-		}
-		ids = append(ids, id)
-	}
-	return ids, nil
-}
-
-func checkEnum(name string, enum, items []string, list bool) *apiError {
-	if enum == nil {
-		return nil
-	}
-	for i, it := range items {
-		if !slices.Contains(enum, it) {
-			if list {
-				return validation(fmt.Sprintf("%s: %d: Must be one of: %s.", name, i, strings.Join(enum, ", ")))
-			}
-			return validation(fmt.Sprintf("%s: Must be one of: %s.", name, strings.Join(enum, ", ")))
-		}
-	}
-	return nil
-}
-
-func anyContains(v string, needles []string) bool {
-	for _, n := range needles {
-		if containsFold(v, n) {
-			return true
-		}
-	}
-	return false
-}
-
-// containsFold reports whether lowerNeedle occurs in s ignoring case. It does
-// not allocate for ASCII text, which is what a scan over 100,000 rows needs.
-func containsFold(s, lowerNeedle string) bool {
-	n := len(lowerNeedle)
-	if n == 0 {
-		return true
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return strings.Contains(strings.ToLower(s), lowerNeedle)
-		}
-	}
-	for i := 0; i+n <= len(s); i++ {
-		j := 0
-		for ; j < n; j++ {
-			c := s[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != lowerNeedle[j] {
-				break
-			}
-		}
-		if j == n {
-			return true
-		}
-	}
-	return false
-}
-
-// bodyFilter turns a JSON "filter" object into query-style values, so action
-// bodies and list queries share one filter compiler. Arrays, strings (csv
-// allowed), booleans and numbers are all accepted, as the console tolerates.
-func bodyFilter(raw json.RawMessage) (url.Values, *apiError) {
-	vals := url.Values{}
-	if len(raw) == 0 || string(raw) == "null" {
-		return vals, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return nil, validation("filter: Invalid input type.")
-	}
-	for k, v := range m {
-		switch x := v.(type) {
-		case []any:
-			for _, e := range x {
-				if s, ok := scalarString(e); ok {
-					vals.Add(k, s)
-				}
-			}
-		default:
-			if s, ok := scalarString(x); ok {
-				vals.Add(k, s)
-			}
-		}
-	}
-	return vals, nil
-}
-
-func scalarString(v any) (string, bool) {
-	switch x := v.(type) {
-	case string:
-		return x, true
-	case bool:
-		return strconv.FormatBool(x), true
-	case json.Number:
-		return x.String(), true
-	}
-	return "", false
 }

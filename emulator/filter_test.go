@@ -306,3 +306,45 @@ func TestSitesEnvelopeAndFilters(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestAbsentFieldFiltersMatchNothing(t *testing.T) {
+	h := newHarness(t)
+	for _, c := range []struct {
+		path string
+		q    url.Values
+		want int
+	}{
+		{PathThreats, url.Values{"k8sPodName__contains": {"web"}}, 0},
+		{PathThreats, url.Values{"externalTicketIds": {"JIRA-1"}}, 0},
+		{PathThreats, url.Values{"externalTicketIdsNin": {"JIRA-1"}}, DefaultSizes().Threats},
+		{PathAgents, url.Values{"adUserName__contains": {"alice"}}, 0},
+		{PathAlerts, url.Values{"containerName__contains": {"nginx"}}, 0},
+	} {
+		if l := h.list(c.path, c.q); l.total != c.want {
+			t.Errorf("%s?%s: %d items, want %d", c.path, c.q.Encode(), l.total, c.want)
+		}
+	}
+	// Agents by the hash of one of their threats.
+	th := h.list(PathThreats, url.Values{"limit": {"1000"}}).items
+	var sha1 string
+	for _, it := range th {
+		if sha1 = str(it, "threatInfo.sha1"); sha1 != "" {
+			break
+		}
+	}
+	want := map[string]bool{}
+	for _, it := range th {
+		if str(it, "threatInfo.sha1") == sha1 {
+			want[str(it, "agentRealtimeInfo.agentId")] = true
+		}
+	}
+	got := h.list(PathAgents, url.Values{"threatContentHash": {sha1}, "limit": {"1000"}})
+	if got.total != len(want) {
+		t.Fatalf("threatContentHash: %d agents, want %d", got.total, len(want))
+	}
+	for _, id := range ids(got.items, "id") {
+		if !want[id] {
+			t.Errorf("agent %s has no threat with hash %s", id, sha1)
+		}
+	}
+}

@@ -106,14 +106,12 @@ func (c *collection[R]) parseList(vals url.Values, now int64) (*listQuery[R], *a
 
 // filterQuery compiles an action body's filter: every match, no paging.
 func (c *collection[R]) filterQuery(vals url.Values, now int64) (*listQuery[R], *apiError) {
-	q := &listQuery[R]{now: now, sort: c.sorts[paramIDToSort]}
+	q := &listQuery[R]{now: now, sort: sortField[R]{native: nativeID}}
 	if err := applyFilters(c.params, vals, q); err != nil {
 		return nil, err
 	}
 	return q, nil
 }
-
-const paramIDToSort = "id"
 
 // selectAll returns every row matching q, in id order.
 func (c *collection[R]) selectAll(q *listQuery[R]) []R {

@@ -30,7 +30,12 @@ func (l *requestLog) add(r *http.Request, body []byte, at time.Time) {
 	if l.limit == 0 {
 		return
 	}
-	req := Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Body: body, At: at}
+	hdr := r.Header.Clone()
+	if v := hdr.Get(headerAuthorization); v != "" {
+		scheme, _, _ := strings.Cut(v, " ")
+		hdr.Set(headerAuthorization, scheme+" REDACTED")
+	}
+	req := Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: hdr, Body: body, At: at}
 	if len(l.ring) < l.limit {
 		l.ring = append(l.ring, req)
 		return

@@ -93,6 +93,8 @@ func restrictionCollection() *collection[*restriction] {
 			"description__contains": pContains(func(r R) string { return r.description }),
 			"user__contains":        pContains(func(R) string { return emulatorUser }),
 			"imported":              pBools(func(R) bool { return false }),
+			"recommendations": pIn(func(R) string { return "NONE" }, "Not recommended", "Not allowed", "NONE",
+				"duplicated_value_sha1", "duplicated_value_sha256", "duplicated_value_sha1_sha256", "Duplication"),
 			"query": pQuery(func(r R) []string {
 				return []string{r.value, r.sha256Value, r.description, r.scopeName, emulatorUser}
 			}),

@@ -192,6 +192,7 @@ func (e *Emulator) genThreat(a *agent, created, updated int64) *threat {
 		t.mitigations = autoMitigations(created)
 	}
 	a.activeThreats++
+	a.threats = append(a.threats, t)
 	a.changed()
 	return t
 }

@@ -99,8 +99,6 @@ func newTable[R record]() *table[R] {
 	return &table[R]{byID: make(map[uint64]R)}
 }
 
-func (t *table[R]) len() int { return len(t.ids) }
-
 func (t *table[R]) get(id uint64) (R, bool) {
 	r, ok := t.byID[id]
 	return r, ok

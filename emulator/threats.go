@@ -289,7 +289,7 @@ func threatCollection() *collection[*threat] {
 	return &collection[T]{
 		name: "threat",
 		t:    newTable[T](),
-		params: map[string]param[T]{
+		params: absent(map[string]param[T]{
 			"ids":                             pRowID[T](),
 			"siteIds":                         pIDs(func(t T) string { return t.agent.site.idStr }),
 			"groupIds":                        pIDs(func(t T) string { return t.agent.group.idStr }),
@@ -337,9 +337,17 @@ func threatCollection() *collection[*threat] {
 				return []string{t.name, t.sha1, t.sha256, t.agent.computerName, t.filePath, t.agent.uuid,
 					t.storyline, t.commandLine, t.classification, t.idStr}
 			}),
-			"createdAt": pCreated[T](),
-			"updatedAt": pUpdated[T](),
-		},
+			"createdAt":                pCreated[T](),
+			"updatedAt":                pUpdated[T](),
+			"signerIdentity__contains": pContains(func(t T) string { return t.publisher }),
+			"hasAgentTags":             pBool(func(T) bool { return false }),
+		}, "externalTicketIds", "externalTicketId__contains", "initiatedByUsername__contains", "cloudProvider",
+			"k8sClusterName__contains", "k8sNodeName__contains", "k8sNodeLabels__contains", "k8sNamespaceName__contains",
+			"k8sNamespaceLabels__contains", "k8sControllerName__contains", "k8sControllerLabels__contains",
+			"k8sPodName__contains", "k8sPodLabels__contains", "containerName__contains", "containerImageName__contains",
+			"containerLabels__contains", "awsSecurityGroups__contains", "cloudAccount__contains", "cloudImage__contains",
+			"cloudInstanceId__contains", "cloudInstanceSize__contains", "cloudLocation__contains", "cloudNetwork__contains",
+			"awsRole__contains", "awsSubnetIds__contains", "azureResourceGroup__contains", "gcpServiceAccount__contains"),
 		sorts: map[string]sortField[T]{
 			"id":                {native: nativeID},
 			"createdAt":         {native: nativeCreated},

@@ -30,7 +30,8 @@ const (
 	serverName          = "nginx"
 )
 
-// Endpoint paths below APIPrefix.
+// Endpoint paths below APIPrefix. PathHashes is followed by the SHA1 and
+// /verdict or /reputation.
 const (
 	PathSystemInfo           = "/system/info"
 	PathHashes               = "/hashes/"
@@ -54,10 +55,14 @@ const (
 
 // Error codes of the console's error bodies (HTTP status × 10000 plus a suffix).
 const (
-	CodeValidation    = 4000010
+	// CodeValidation: a bad parameter, body, id, limit or cursor (400).
+	CodeValidation = 4000010
+	// CodeAlreadyExists: a blocklist item that exists already (400).
 	CodeAlreadyExists = 4000030
-	CodeAuthFailed    = 4010010
-	CodeNotFound      = 4040010
+	// CodeAuthFailed: a missing or wrong API token (401).
+	CodeAuthFailed = 4010010
+	// CodeNotFound: an unknown resource, such as a hash with no verdict (404).
+	CodeNotFound = 4040010
 
 	titleValidation     = "Validation Error"
 	titleJSONValidation = "Validation JSONError"
@@ -69,7 +74,9 @@ const (
 
 // Paging limits of every list endpoint.
 const (
+	// DefaultLimit is the page size when a request gives no limit.
 	DefaultLimit = 10
+	// MaxLimit is the largest limit; a limit outside 1..MaxLimit is a 400.
 	MaxLimit     = 1000
 	maxSkip      = 1000
 	minID        = 100000000000000000
@@ -148,10 +155,6 @@ type affected struct {
 // formatTime renders unix nanoseconds in the console's layout.
 func formatTime(ns int64) string {
 	return time.Unix(0, ns).UTC().Format(TimeLayout)
-}
-
-func appendTime(b []byte, ns int64) []byte {
-	return time.Unix(0, ns).UTC().AppendFormat(b, TimeLayout)
 }
 
 // micros truncates t to a whole microsecond, the console's precision, as unix nanoseconds.
