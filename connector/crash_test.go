@@ -76,7 +76,7 @@ func TestIngestSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the connector as a subprocess ten times")
 	}
-	const seeded = 30000
+	const seeded = 12000
 	srv := testenv.NATSServer(t)
 	emu, emuURL := testenv.Emulator(t, emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 2, Agents: 20, Threats: seeded}))
 	nc := testenv.Conn(t, srv)
