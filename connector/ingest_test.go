@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"sort"
 	"strings"
 	"testing"
@@ -348,4 +350,61 @@ func TestIngestTwoReplicasHandOver(t *testing.T) {
 	ids := emu.IDs().Threats
 	sort.Strings(ids)
 	checkExactlyOnce(t, events, ids)
+}
+
+func TestIngestStopsOnRefusedToken(t *testing.T) {
+	env := testenv.Start(t, func(c *config.Config) {
+		ingestOn(c)
+		m := c.Consoles["main"]
+		m.APIToken = config.NewSecret("not-the-token")
+		c.Consoles["main"] = m
+	})
+	var s connector.IngestStatus
+	waitFor(t, 10*time.Second, "ingest.status to report the refused token", func() bool {
+		r := env.Call(t, "ingest.status", `{}`)
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		_ = json.Unmarshal(r.Event.Data, &s)
+		return s.LastError != ""
+	})
+	if !strings.Contains(s.LastError, "401") || s.Watermark != nil {
+		t.Errorf("status %+v: want a 401 and no watermark", s)
+	}
+	calls := env.Emu.RequestCount("/web/api/v2.1/threats")
+	time.Sleep(5 * env.Cfg.Consoles["main"].Ingest.Interval)
+	if n := env.Emu.RequestCount("/web/api/v2.1/threats"); n != calls {
+		t.Errorf("ingestion kept calling SentinelOne with a refused token: %d more calls", n-calls)
+	}
+	resp, err := http.Get("http://" + env.Connector.HTTPAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "ingestion stopped") {
+		t.Errorf("/readyz %d %s", resp.StatusCode, body)
+	}
+	if strings.Contains(s.LastError, "not-the-token") || strings.Contains(string(body), "not-the-token") {
+		t.Error("the token leaked into the status")
+	}
+}
+
+func TestIngestBacksOffAndLosesNothing(t *testing.T) {
+	env := testenv.Start(t, ingestOn, emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 5, Threats: 2500}))
+	if err := env.Emu.Inject(emulator.Fault{Kind: emulator.FaultServerError, Path: "/threats", Rate: 0.5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Emu.Inject(emulator.Fault{Kind: emulator.FaultMalformed, Path: "/threats", Rate: 0.2}); err != nil {
+		t.Fatal(err)
+	}
+	env.Emu.AddThreats(300, time.Time{})
+	time.Sleep(2 * time.Second)
+	env.Emu.ClearFaults()
+	want := env.Emu.IDs().Threats
+	waitFor(t, 60*time.Second, "every threat", func() bool {
+		return streamMsgs(t, env.NC, env.Cfg.Streams.Events.Name) >= uint64(len(want))
+	})
+	waitPolls(t, env, 2)
+	checkExactlyOnce(t, readStream(t, env.NC, env.Cfg.Streams.Events.Name), want)
 }
