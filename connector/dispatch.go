@@ -116,7 +116,12 @@ func (d *dispatcher) serve(r *route, m *nats.Msg, received time.Time) {
 		d.reply(r, m, req, received, d.classify(ctx, err))
 		return
 	}
-	data, err := json.Marshal(result)
+	var data []byte
+	if a, ok := result.(handlers.Appender); ok {
+		data = a.AppendJSON(make([]byte, 0, 16<<10))
+	} else {
+		data, err = json.Marshal(result)
+	}
 	if err != nil {
 		d.reply(r, m, req, received, &handlers.Error{Code: handlers.CodeInternal, Message: "could not encode the reply", Err: err})
 		return

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"strings"
 	"sync"
@@ -275,7 +276,9 @@ func (in *ingester) poll(ctx context.Context) (err error) {
 		UpdatedAtGte: from, SortBy: "updatedAt", SortOrder: sentinelone.SortAsc, Limit: in.cfg.PageSize,
 	}
 	pages, threats := 0, 0
-	for page, err := range in.client.ThreatPages(ctx, f) {
+	for page, err := range prefetch(ctx, func(ctx context.Context) iter.Seq2[*sentinelone.Page[sentinelone.Threat], error] {
+		return in.client.ThreatPages(ctx, f)
+	}) {
 		if err != nil {
 			return err
 		}
@@ -318,6 +321,40 @@ func (in *ingester) recover(ctx context.Context, id string) (*threatState, error
 	}
 	t := d.Threat
 	return &threatState{Status: t.IncidentStatus, Verdict: t.AnalystVerdict, Mitigation: t.MitigationStatus, UpdatedAt: t.UpdatedAt}, nil
+}
+
+// prefetch runs the sequence pages(ctx) one step ahead on its own goroutine: SentinelOne reads
+// (and decodes) page n+1 while page n is published and acknowledged. Pages
+// still come in order, and the cursor walk is the same; a page read ahead is
+// simply dropped when the caller stops early.
+func prefetch[T any](ctx context.Context, pages func(context.Context) iter.Seq2[T, error]) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		type item struct {
+			v   T
+			err error
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		seq := pages(ctx)
+		ch := make(chan item, 1)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer close(ch)
+			for v, err := range seq {
+				select {
+				case ch <- item{v, err}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		defer func() { cancel(); <-done }()
+		for it := range ch {
+			if !yield(it.v, it.err) {
+				return
+			}
+		}
+	}
 }
 
 // pending is one publish awaiting its ack.
@@ -524,16 +561,22 @@ type changeData struct {
 	To    string `json:"to"`
 }
 
-type threatEventData struct {
-	Threat json.RawMessage `json:"threat"`
-	Change *changeData     `json:"change,omitempty"`
+// appendThreatEventData appends {"threat":raw,"change":ch} to b. The threat
+// is SentinelOne's bytes, validated by the client when it decoded them;
+// json.Marshal would scan and copy those few kilobytes once more per event.
+func appendThreatEventData(b []byte, raw json.RawMessage, ch *changeData) []byte {
+	b = append(b, `{"threat":`...)
+	b = append(b, raw...)
+	if ch != nil {
+		c, _ := json.Marshal(ch) // three short strings
+		b = append(b, `,"change":`...)
+		b = append(b, c...)
+	}
+	return append(b, '}')
 }
 
 func (in *ingester) event(t *sentinelone.Threat, kind, to, typ, id string, at time.Time, ch *changeData) (*nats.Msg, error) {
-	data, err := json.Marshal(threatEventData{Threat: t.Raw, Change: ch})
-	if err != nil {
-		return nil, err
-	}
+	data := appendThreatEventData(make([]byte, 0, len(t.Raw)+128), t.Raw, ch)
 	h, body, err := ce.Encode(ce.Event{
 		SpecVersion:     subjects.SpecVersion,
 		ID:              id,

@@ -62,6 +62,12 @@ func (a Action) Handle(ctx context.Context, env *Env, data []byte) (any, error) 
 	return a.handle(ctx, env, data)
 }
 
+// Appender is implemented by replies that encode themselves faster than
+// json.Marshal would (list replies carry SentinelOne's bytes as they are).
+type Appender interface {
+	AppendJSON(b []byte) []byte
+}
+
 // validator is implemented by request types that check more than their JSON
 // shape.
 type validator interface{ Validate() error }

@@ -155,6 +155,14 @@ func run(t testing.TB, env *Env, name, data string) ([]byte, *Error) {
 	if err != nil {
 		return nil, AsError(err)
 	}
+	// Encode as the connector does.
+	if a, ok := out.(Appender); ok {
+		b := a.AppendJSON(nil)
+		if !json.Valid(b) {
+			t.Fatalf("%s: AppendJSON wrote invalid JSON: %s", name, b)
+		}
+		return b, nil
+	}
 	b, merr := json.Marshal(out)
 	if merr != nil {
 		t.Fatalf("%s: encoding reply: %v", name, merr)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strconv"
 
 	"github.com/s1bridge/s1bridge/sentinelone"
 )
@@ -84,15 +85,40 @@ func pageOf[T any](p *sentinelone.Page[T], raw func(*T) json.RawMessage) *rawPag
 	return &rawPage{items: items, next: p.NextCursor, total: p.TotalItems}
 }
 
-// encodeItem returns raw as json.Marshal writes a json.RawMessage (compact,
-// HTML-escaped), so that the reply's size is known exactly before the
-// connector encodes it: an item full of "<" grows when encoded.
+// encodeItem returns raw as the reply will carry it. The client has already
+// decoded (so validated) every item; the reply appends the bytes as they are
+// (see ListReply.AppendJSON), so the size known here is the size sent.
 func encodeItem(raw json.RawMessage) (json.RawMessage, error) {
-	b, err := json.Marshal(raw)
-	if err != nil {
-		return nil, &Error{Code: CodeUpstream, Message: "SentinelOne sent an unreadable list item", Err: err}
+	if len(raw) == 0 {
+		return nil, &Error{Code: CodeUpstream, Message: "SentinelOne sent an empty list item"}
 	}
-	return b, nil
+	return raw, nil
+}
+
+// AppendJSON appends r's JSON encoding to b without re-reading the items:
+// they are SentinelOne's bytes, already validated by the client. The
+// connector uses it instead of json.Marshal, which would scan and compact a
+// whole page of items once more on every reply.
+func (r *ListReply) AppendJSON(b []byte) []byte {
+	b = append(b, `{"items":[`...)
+	for i, it := range r.Items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, it...)
+	}
+	b = append(b, `],"nextCursor":`...)
+	if r.NextCursor == nil {
+		b = append(b, "null"...)
+	} else {
+		c, _ := json.Marshal(*r.NextCursor)
+		b = append(b, c...)
+	}
+	b = append(b, `,"totalItems":`...)
+	b = strconv.AppendInt(b, int64(r.TotalItems), 10)
+	b = append(b, `,"truncated":`...)
+	b = strconv.AppendBool(b, r.Truncated)
+	return append(b, '}')
 }
 
 // replyBudget measures a list reply against Env.MaxReplyBytes.

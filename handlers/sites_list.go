@@ -36,6 +36,18 @@ type SitesListReply struct {
 	AllSites json.RawMessage `json:"allSites"`
 }
 
+// AppendJSON appends r's JSON encoding to b; see ListReply.AppendJSON.
+func (r *SitesListReply) AppendJSON(b []byte) []byte {
+	b = r.ListReply.AppendJSON(b)
+	b = append(b[:len(b)-1], `,"allSites":`...)
+	if len(r.AllSites) == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, r.AllSites...)
+	}
+	return append(b, '}')
+}
+
 // allSitesKey is the JSON name of SitesListReply.AllSites.
 const allSitesKey = "allSites"
 

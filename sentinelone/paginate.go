@@ -41,7 +41,31 @@ type listEnvelope struct {
 }
 
 // decodePage decodes a list answer whose data is an array of T.
+//
+// The common answer (data an array) decodes in one pass, items included: a
+// page of 1000 threats is 4 MB, and a second pass over a json.RawMessage
+// costs as much again. Anything else (data missing, null or not an array)
+// falls back to the two-pass path, which says what is wrong.
 func decodePage[T any](body []byte) (*Page[T], error) {
+	var fast struct {
+		Data       *[]T `json:"data"`
+		Pagination struct {
+			NextCursor json.RawMessage `json:"nextCursor"`
+			TotalItems int             `json:"totalItems"`
+		} `json:"pagination"`
+	}
+	if err := json.Unmarshal(body, &fast); err == nil && fast.Data != nil {
+		next, err := normalizeCursor(fast.Pagination.NextCursor)
+		if err != nil {
+			return nil, err
+		}
+		return &Page[T]{Items: *fast.Data, NextCursor: next, TotalItems: fast.Pagination.TotalItems}, nil
+	} else if err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if !errors.As(err, &typeErr) {
+			return nil, err // not JSON, or an item refused itself (e.g. a v2.0 threat)
+		}
+	}
 	var env listEnvelope
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, err
