@@ -44,6 +44,43 @@ type conformanceCase struct {
 	faultPath string
 }
 
+// prepared lists the actions whose request needs something made first (a
+// threat, a monitor): the function makes it and returns the request, in
+// place of the case's request.
+var prepared = map[string]func(t testing.TB, env *testenv.Env) string{
+	"threats.monitor": monitorRequest,
+	"monitors.cancel": cancelRequest,
+}
+
+// data returns the request of tc, prepared when it must be.
+func (tc conformanceCase) data(t testing.TB, env *testenv.Env) string {
+	if prepare := prepared[tc.action]; prepare != nil {
+		return prepare(t, env)
+	}
+	return tc.request
+}
+
+// monitorRequest prepares a threats.monitor request for a new threat; its
+// first poll is an hour away, so that it adds no upstream call to the
+// conformance checks.
+func monitorRequest(t testing.TB, env *testenv.Env) string {
+	return `{"threatId":"` + env.Emu.AddThreats(1, time.Time{})[0] + `","pollInterval":"1h","timeout":"2h"}`
+}
+
+// cancelRequest starts a monitor and returns a monitors.cancel request for it.
+func cancelRequest(t testing.TB, env *testenv.Env) string {
+	t.Helper()
+	r := env.Call(t, "threats.monitor", monitorRequest(t, env))
+	if r.Err != nil {
+		t.Fatalf("threats.monitor: %d %s", r.Err.Code, r.Err.Message)
+	}
+	var rep handlers.MonitorReply
+	if err := json.Unmarshal(r.Event.Data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return `{"monitorId":"` + rep.MonitorID + `"}`
+}
+
 func conformanceCases() []conformanceCase {
 	return []conformanceCase{
 		{"hash.reputation", `{"hash":"` + sha1A + `"}`, []string{"GET /hashes/" + sha1A + "/verdict"}, "/hashes"},
@@ -60,6 +97,9 @@ func conformanceCases() []conformanceCase {
 		{"activities.list", `{"limit":5}`, []string{"GET /activities"}, "/activities"},
 		{"alerts.list", `{"limit":5}`, []string{"GET /cloud-detection/alerts"}, "/cloud-detection/alerts"},
 		{"alerts.update", `{"alertIds":["` + someID + `"],"analystVerdict":"true_positive"}`, []string{"POST /cloud-detection/alerts/analyst-verdict"}, "/cloud-detection/alerts"},
+		{"threats.monitor", "(prepared)", []string{"GET /threats"}, "/threats"},
+		{"monitors.list", `{"limit":5}`, nil, ""},
+		{"monitors.cancel", "(prepared)", []string{"GET /threats"}, "/threats"},
 		{"ingest.status", `{}`, nil, ""},
 	}
 }
@@ -82,8 +122,9 @@ func TestConformance(t *testing.T) {
 		t.Run(tc.action, func(t *testing.T) {
 			subject := env.Connector.Subjects().Action("main", tc.action)
 			t.Run("binary", func(t *testing.T) {
+				data := tc.data(t, env)
 				env.Emu.ResetRequests()
-				req := newRequest(tc.action, tc.request)
+				req := newRequest(tc.action, data)
 				reply := roundTrip(t, env.NC, subject, req, ce.ModeBinary)
 				checkOK(t, tc.action, req, reply, ce.ModeBinary)
 				if got := upstreamCalls(env.Emu); !slices.Equal(got, tc.upstream) {
@@ -91,12 +132,12 @@ func TestConformance(t *testing.T) {
 				}
 			})
 			t.Run("structured", func(t *testing.T) {
-				req := newRequest(tc.action, tc.request)
+				req := newRequest(tc.action, tc.data(t, env))
 				reply := roundTrip(t, env.NC, subject, req, ce.ModeStructured)
 				checkOK(t, tc.action, req, reply, ce.ModeStructured)
 			})
 			t.Run("plain", func(t *testing.T) {
-				msg, err := env.NC.Request(subject, []byte(tc.request), 10*time.Second)
+				msg, err := env.NC.Request(subject, []byte(tc.data(t, env)), 10*time.Second)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -109,8 +150,9 @@ func TestConformance(t *testing.T) {
 				}
 			})
 			t.Run("unknown field", func(t *testing.T) {
+				data := tc.data(t, env)
 				env.Emu.ResetRequests()
-				data := strings.Replace(tc.request, "{", `{"bogusField":1,`, 1)
+				data = strings.Replace(data, "{", `{"bogusField":1,`, 1)
 				data = strings.Replace(data, ",}", "}", 1)
 				reply := roundTrip(t, env.NC, subject, newRequest(tc.action, data), ce.ModeBinary)
 				checkError(t, reply, handlers.CodeInvalid, "bogusField")
@@ -119,8 +161,9 @@ func TestConformance(t *testing.T) {
 				}
 			})
 			t.Run("deadline", func(t *testing.T) {
+				data := tc.data(t, env)
 				env.Emu.ResetRequests()
-				req := newRequest(tc.action, tc.request)
+				req := newRequest(tc.action, data)
 				req.Extensions[subjects.ExtExpiryTime] = time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)
 				reply := roundTrip(t, env.NC, subject, req, ce.ModeStructured)
 				checkError(t, reply, handlers.CodeExpired, "expirytime")
@@ -144,11 +187,12 @@ func TestConformance(t *testing.T) {
 			} {
 				t.Run(fmt.Sprintf("upstream %d", f.status), func(t *testing.T) {
 					env.Emu.ClearFaults()
+					data := tc.data(t, env)
 					t.Cleanup(env.Emu.ClearFaults)
 					if err := env.Emu.Inject(emulator.Fault{Kind: emulator.FaultServerError, Status: f.status, Path: tc.faultPath}); err != nil {
 						t.Fatal(err)
 					}
-					reply := roundTrip(t, env.NC, subject, newRequest(tc.action, tc.request), ce.ModeBinary)
+					reply := roundTrip(t, env.NC, subject, newRequest(tc.action, data), ce.ModeBinary)
 					checkError(t, reply, f.code, "")
 					if reply.Err.Retryable != f.retryable || reply.Err.UpstreamStatus != f.status {
 						t.Errorf("retryable %v upstreamStatus %d, want %v %d", reply.Err.Retryable, reply.Err.UpstreamStatus, f.retryable, f.status)
@@ -255,7 +299,7 @@ func TestRecordedRequestsFollowSwagger(t *testing.T) {
 	env := testenv.Start(t, nil, emulator.WithRequestLog(10000))
 	env.Emu.ResetRequests()
 	for _, tc := range conformanceCases() {
-		env.Call(t, tc.action, tc.request)
+		env.Call(t, tc.action, tc.data(t, env))
 	}
 	for action, req := range map[string]string{
 		"threats.list":     `{"ids":["` + someID + `"],"computerName":"FIN","incidentStatuses":["unresolved"],"analystVerdicts":["true_positive"],"classifications":["Malware"],"siteIds":["` + someID + `"],"groupIds":["` + someID + `"],"accountIds":["` + someID + `"],"createdAfter":"2024-01-01T00:00:00Z","createdBefore":"2030-01-01T00:00:00Z","updatedAfter":"2024-01-01T00:00:00Z","query":"x","sortBy":"updatedAt","sortOrder":"asc"}`,

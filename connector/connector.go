@@ -42,8 +42,11 @@ func Commit() string {
 	return "unknown"
 }
 
-// Actions is the table of every action s1bridge serves (handlers.All).
-func Actions() []handlers.Action { return append(handlers.All(), handlers.IngestStatus) }
+// Actions is the table of every action s1bridge serves: handlers.All, then
+// the actions the runtime answers, in the order of DESIGN.md §4.
+func Actions() []handlers.Action {
+	return append(handlers.All(), handlers.ThreatsMonitor, handlers.MonitorsList, handlers.MonitorsCancel, handlers.IngestStatus)
+}
 
 // Connector runs s1bridge for one configuration. Create it with New, then
 // call Run (or Start and Stop). It is not reusable after Stop.
@@ -67,6 +70,7 @@ type Connector struct {
 	st        *stores
 	holder    string // this replica's id in leases
 	ingesters map[string]*ingester
+	monitors  map[string]*monitorSet // built before the endpoints, read-only after
 	bgCancel  context.CancelFunc
 	bg        sync.WaitGroup // background loops: ingestion, monitors
 }
@@ -201,6 +205,7 @@ func (c *Connector) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.buildMonitors()
 	if err := c.register(); err != nil {
 		return err
 	}
@@ -208,8 +213,8 @@ func (c *Connector) Start(ctx context.Context) error {
 	return nil
 }
 
-// startBackground starts one ingestion loop per console with ingest enabled.
-// The loops stop when Stop cancels them.
+// startBackground starts one ingestion loop per console with ingest enabled
+// and one monitor loop per console. The loops stop when Stop cancels them.
 func (c *Connector) startBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.bgCancel = cancel
@@ -230,6 +235,69 @@ func (c *Connector) startBackground() {
 			in.run(ctx)
 		}()
 	}
+	for _, ms := range c.monitors {
+		c.bg.Add(1)
+		go func() {
+			defer c.bg.Done()
+			ms.run(ctx)
+		}()
+	}
+}
+
+// buildMonitors prepares the monitors of every console (monitor.go). It runs
+// before the endpoints are registered, so requests never see the map change.
+func (c *Connector) buildMonitors() {
+	c.monitors = map[string]*monitorSet{}
+	for _, name := range c.consoleNames() {
+		cc := c.cfg.Consoles[name]
+		c.monitors[name] = &monitorSet{
+			console: name, client: c.envs[name].Client, cfg: cc.Monitor, overlap: cc.Ingest.Overlap,
+			pageSize: cc.Ingest.PageSize, subj: c.subj, st: c.st, nc: c.nc, holder: c.holder,
+			log: c.log.With("console", name, "loop", "monitors"), obs: c.metrics, leaseTTL: c.opts.leaseTTL,
+		}
+	}
+}
+
+// monitorSet returns the monitors of console, or a 503 when it has none.
+func (c *Connector) monitorSet(console string) (*monitorSet, error) {
+	ms, ok := c.monitors[console]
+	if !ok {
+		return nil, handlers.Errorf(handlers.CodeUnavailable, "monitors of console %s are not running", console)
+	}
+	return ms, nil
+}
+
+// StartMonitor implements handlers.Runtime.
+func (c *Connector) StartMonitor(ctx context.Context, console string, spec handlers.MonitorSpec) (*handlers.MonitorReply, error) {
+	ms, err := c.monitorSet(console)
+	if err != nil {
+		return nil, err
+	}
+	return ms.start(ctx, spec)
+}
+
+// ListMonitors implements handlers.Runtime.
+func (c *Connector) ListMonitors(ctx context.Context, console string) ([]handlers.MonitorItem, error) {
+	ms, err := c.monitorSet(console)
+	if err != nil {
+		return nil, err
+	}
+	return ms.list(ctx)
+}
+
+// MonitorLeader reports whether this replica polls the monitors of console.
+func (c *Connector) MonitorLeader(console string) bool {
+	ms, ok := c.monitors[console]
+	return ok && ms.leading.Load()
+}
+
+// CancelMonitor implements handlers.Runtime.
+func (c *Connector) CancelMonitor(ctx context.Context, console, id string) error {
+	ms, err := c.monitorSet(console)
+	if err != nil {
+		return err
+	}
+	return ms.cancel(ctx, id)
 }
 
 // stopBackground stops the loops and waits for them (a leader releases its

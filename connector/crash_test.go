@@ -29,6 +29,9 @@ const (
 	envChildNATS = "S1BRIDGE_TEST_CHILD_NATS"
 	envChildEmu  = "S1BRIDGE_TEST_CHILD_EMULATOR"
 	childTTL     = time.Second
+	// childMonitors, as the value of envChild, runs the child with
+	// ingestion off: the monitor crash test's child.
+	childMonitors = "monitors"
 )
 
 func TestMain(m *testing.M) {
@@ -44,7 +47,9 @@ func runChild() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := testenv.Config(os.Getenv(envChildNATS), os.Getenv(envChildEmu))
-	ingestOn(cfg)
+	if os.Getenv(envChild) != childMonitors {
+		ingestOn(cfg)
+	}
 	log := slog.New(slog.DiscardHandler)
 	if os.Getenv("S1BRIDGE_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -63,8 +68,14 @@ func runChild() int {
 
 func startChild(t *testing.T, natsURL, emuURL string) *exec.Cmd {
 	t.Helper()
+	return startChildMode(t, "1", natsURL, emuURL)
+}
+
+// startChildMode starts a child with envChild set to mode.
+func startChildMode(t *testing.T, mode, natsURL, emuURL string) *exec.Cmd {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChild+"=1", envChildNATS+"="+natsURL, envChildEmu+"="+emuURL)
+	cmd.Env = append(os.Environ(), envChild+"="+mode, envChildNATS+"="+natsURL, envChildEmu+"="+emuURL)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
