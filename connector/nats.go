@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -134,9 +135,6 @@ func Connect(o NATSOptions, url string, log *slog.Logger) (*nats.Conn, error) {
 			log.Error("NATS async error", "subject", subj, "error", err)
 		}),
 	}
-	if o.RetryOnFailedConnect {
-		opts = append(opts, nats.RetryOnFailedConnect(true))
-	}
 	switch {
 	case o.CredsFile != "":
 		opts = append(opts, nats.UserCredentials(o.CredsFile))
@@ -157,11 +155,65 @@ func Connect(o NATSOptions, url string, log *slog.Logger) (*nats.Conn, error) {
 	if o.CertFile != "" || o.KeyFile != "" {
 		opts = append(opts, nats.ClientCert(o.CertFile, o.KeyFile))
 	}
+	// The first attempt never retries, so that a refused certificate or
+	// credential fails the start at once, saying why. Only a failure that
+	// waiting may cure (NATS not up yet) falls back to retrying in the
+	// background, each failed attempt logged.
 	nc, err := nats.Connect(url, opts...)
+	if err != nil && o.RetryOnFailedConnect && !permanent(err) {
+		log.Warn("NATS not reachable; retrying in the background", "url", redactURL(url), "error", err)
+		nc, err = nats.Connect(url, append(opts, nats.RetryOnFailedConnect(true),
+			nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS connect attempt failed", "error", err) }))...)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w%s", redactURL(url), err, hint(err, o))
 	}
 	return nc, nil
+}
+
+// permanent reports whether a failed connect is a refusal that retrying
+// cannot cure: TLS verification either way, TLS wanted by one side only, or
+// credentials the server refused.
+func permanent(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, nats.ErrTLS) || errors.Is(err, nats.ErrSecureConnWanted) ||
+		errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrAuthorization) ||
+		errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) ||
+		errors.Is(err, nats.ErrAccountAuthExpired) ||
+		errors.As(err, &op) && op.Op == "remote error" // a TLS alert from the server
+}
+
+// hint names the configuration keys behind a refused connect, or "".
+func hint(err error, o NATSOptions) string {
+	var (
+		op      *net.OpError
+		unknown x509.UnknownAuthorityError
+	)
+	switch {
+	case errors.As(err, &unknown):
+		return " (the server's certificate is not trusted: nats.tls.ca_file must hold the CA that signed it)"
+	case errors.As(err, &op) && op.Op == "remote error" && o.CertFile == "":
+		return " (the server refused the TLS connection: it may require a client certificate, set nats.tls.cert_file and nats.tls.key_file)"
+	case errors.As(err, &op) && op.Op == "remote error":
+		return " (the server refused the TLS client certificate of nats.tls.cert_file)"
+	case errors.Is(err, nats.ErrSecureConnWanted):
+		return " (TLS is configured, by a tls:// URL or nats.tls, but the server does not offer it)"
+	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired),
+		errors.Is(err, nats.ErrAuthRevoked), errors.Is(err, nats.ErrAccountAuthExpired):
+		key := "none of nats.creds_file, nats.nkey_file, nats.token, nats.user is set"
+		switch {
+		case o.CredsFile != "":
+			key = "check nats.creds_file"
+		case o.NkeyFile != "":
+			key = "check nats.nkey_file"
+		case o.Token != "":
+			key = "check nats.token"
+		case o.User != "":
+			key = "check nats.user and nats.password"
+		}
+		return " (the server refused the credentials: " + key + ")"
+	}
+	return ""
 }
 
 // redactURL hides a password in a NATS URL.

@@ -63,30 +63,66 @@ type Threat struct {
 	Raw               json.RawMessage
 }
 
+// threatInfoWire is the threatInfo object of a v2.1 threat, as far as
+// Threat needs it.
+type threatInfoWire struct {
+	ThreatID         ID                `json:"threatId"`
+	ThreatName       *string           `json:"threatName"`
+	SHA1             *string           `json:"sha1"`
+	Classification   *string           `json:"classification"`
+	ConfidenceLevel  *string           `json:"confidenceLevel"`
+	IncidentStatus   *string           `json:"incidentStatus"`
+	AnalystVerdict   *string           `json:"analystVerdict"`
+	MitigationStatus *string           `json:"mitigationStatus"`
+	DetectionEngines []DetectionEngine `json:"detectionEngines"`
+	CreatedAt        Time              `json:"createdAt"`
+	UpdatedAt        Time              `json:"updatedAt"`
+	IdentifiedAt     Time              `json:"identifiedAt"`
+}
+
+// agentInfoWire is the agentRealtimeInfo object of a v2.1 threat, as far as
+// Threat needs it.
+type agentInfoWire struct {
+	AgentID           ID     `json:"agentId"`
+	AgentComputerName string `json:"agentComputerName"`
+	SiteID            ID     `json:"siteId"`
+	GroupID           ID     `json:"groupId"`
+	AccountID         ID     `json:"accountId"`
+}
+
 // threatWire is a v2.1 threat as far as Threat needs it, decoded in one pass.
 type threatWire struct {
-	ID         ID `json:"id"`
-	ThreatInfo *struct {
-		ThreatID         ID                `json:"threatId"`
-		ThreatName       *string           `json:"threatName"`
-		SHA1             *string           `json:"sha1"`
-		Classification   *string           `json:"classification"`
-		ConfidenceLevel  *string           `json:"confidenceLevel"`
-		IncidentStatus   *string           `json:"incidentStatus"`
-		AnalystVerdict   *string           `json:"analystVerdict"`
-		MitigationStatus *string           `json:"mitigationStatus"`
-		DetectionEngines []DetectionEngine `json:"detectionEngines"`
-		CreatedAt        Time              `json:"createdAt"`
-		UpdatedAt        Time              `json:"updatedAt"`
-		IdentifiedAt     Time              `json:"identifiedAt"`
-	} `json:"threatInfo"`
-	Agent struct {
-		AgentID           ID     `json:"agentId"`
-		AgentComputerName string `json:"agentComputerName"`
-		SiteID            ID     `json:"siteId"`
-		GroupID           ID     `json:"groupId"`
-		AccountID         ID     `json:"accountId"`
-	} `json:"agentRealtimeInfo"`
+	ID         ID              `json:"id"`
+	ThreatInfo *threatInfoWire `json:"threatInfo"`
+	Agent      agentInfoWire   `json:"agentRealtimeInfo"`
+}
+
+// newThreat builds a Threat from its decoded parts; data is the whole
+// object, kept as Raw.
+func newThreat(id ID, ti *threatInfoWire, a *agentInfoWire, data []byte) Threat {
+	if id == "" {
+		id = ti.ThreatID
+	}
+	return Threat{
+		ID:                string(id),
+		Name:              deref(ti.ThreatName),
+		SHA1:              deref(ti.SHA1),
+		Classification:    deref(ti.Classification),
+		ConfidenceLevel:   deref(ti.ConfidenceLevel),
+		IncidentStatus:    LowerSnake(deref(ti.IncidentStatus)),
+		AnalystVerdict:    LowerSnake(deref(ti.AnalystVerdict)),
+		MitigationStatus:  LowerSnake(deref(ti.MitigationStatus)),
+		DetectionEngines:  ti.DetectionEngines,
+		CreatedAt:         ti.CreatedAt.Time,
+		UpdatedAt:         ti.UpdatedAt.Time,
+		IdentifiedAt:      ti.IdentifiedAt.Time,
+		AgentID:           string(a.AgentID),
+		AgentComputerName: a.AgentComputerName,
+		SiteID:            string(a.SiteID),
+		GroupID:           string(a.GroupID),
+		AccountID:         string(a.AccountID),
+		Raw:               bytes.Clone(data),
+	}
 }
 
 // UnmarshalJSON implements json.Unmarshaler. The common case decodes in one
@@ -97,31 +133,7 @@ func (t *Threat) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &w); err != nil || w.ThreatInfo == nil {
 		return t.unmarshalSlow(data)
 	}
-	ti := w.ThreatInfo
-	id := string(w.ID)
-	if id == "" {
-		id = string(ti.ThreatID)
-	}
-	*t = Threat{
-		ID:                id,
-		Name:              deref(ti.ThreatName),
-		SHA1:              deref(ti.SHA1),
-		Classification:    deref(ti.Classification),
-		ConfidenceLevel:   deref(ti.ConfidenceLevel),
-		IncidentStatus:    LowerSnake(deref(ti.IncidentStatus)),
-		AnalystVerdict:    LowerSnake(deref(ti.AnalystVerdict)),
-		MitigationStatus:  LowerSnake(deref(ti.MitigationStatus)),
-		DetectionEngines:  ti.DetectionEngines,
-		CreatedAt:         ti.CreatedAt.Time,
-		UpdatedAt:         ti.UpdatedAt.Time,
-		IdentifiedAt:      ti.IdentifiedAt.Time,
-		AgentID:           string(w.Agent.AgentID),
-		AgentComputerName: w.Agent.AgentComputerName,
-		SiteID:            string(w.Agent.SiteID),
-		GroupID:           string(w.Agent.GroupID),
-		AccountID:         string(w.Agent.AccountID),
-		Raw:               bytes.Clone(data),
-	}
+	*t = newThreat(w.ID, w.ThreatInfo, &w.Agent, data)
 	return nil
 }
 
@@ -131,13 +143,7 @@ func (t *Threat) unmarshalSlow(data []byte) error {
 	var w struct {
 		ID         ID              `json:"id"`
 		ThreatInfo json.RawMessage `json:"threatInfo"`
-		Agent      struct {
-			AgentID           ID     `json:"agentId"`
-			AgentComputerName string `json:"agentComputerName"`
-			SiteID            ID     `json:"siteId"`
-			GroupID           ID     `json:"groupId"`
-			AccountID         ID     `json:"accountId"`
-		} `json:"agentRealtimeInfo"`
+		Agent      agentInfoWire   `json:"agentRealtimeInfo"`
 	}
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
@@ -145,47 +151,11 @@ func (t *Threat) unmarshalSlow(data []byte) error {
 	if ti := bytes.TrimSpace(w.ThreatInfo); len(ti) == 0 || ti[0] != '{' {
 		return fmt.Errorf("%w (threat %q)", ErrThreatNotV21, w.ID)
 	}
-	var ti struct {
-		ThreatID         ID                `json:"threatId"`
-		ThreatName       *string           `json:"threatName"`
-		SHA1             *string           `json:"sha1"`
-		Classification   *string           `json:"classification"`
-		ConfidenceLevel  *string           `json:"confidenceLevel"`
-		IncidentStatus   *string           `json:"incidentStatus"`
-		AnalystVerdict   *string           `json:"analystVerdict"`
-		MitigationStatus *string           `json:"mitigationStatus"`
-		DetectionEngines []DetectionEngine `json:"detectionEngines"`
-		CreatedAt        Time              `json:"createdAt"`
-		UpdatedAt        Time              `json:"updatedAt"`
-		IdentifiedAt     Time              `json:"identifiedAt"`
-	}
+	var ti threatInfoWire
 	if err := json.Unmarshal(w.ThreatInfo, &ti); err != nil {
 		return fmt.Errorf("threat %q threatInfo: %w", w.ID, err)
 	}
-	id := string(w.ID)
-	if id == "" {
-		id = string(ti.ThreatID)
-	}
-	*t = Threat{
-		ID:                id,
-		Name:              deref(ti.ThreatName),
-		SHA1:              deref(ti.SHA1),
-		Classification:    deref(ti.Classification),
-		ConfidenceLevel:   deref(ti.ConfidenceLevel),
-		IncidentStatus:    LowerSnake(deref(ti.IncidentStatus)),
-		AnalystVerdict:    LowerSnake(deref(ti.AnalystVerdict)),
-		MitigationStatus:  LowerSnake(deref(ti.MitigationStatus)),
-		DetectionEngines:  ti.DetectionEngines,
-		CreatedAt:         ti.CreatedAt.Time,
-		UpdatedAt:         ti.UpdatedAt.Time,
-		IdentifiedAt:      ti.IdentifiedAt.Time,
-		AgentID:           string(w.Agent.AgentID),
-		AgentComputerName: w.Agent.AgentComputerName,
-		SiteID:            string(w.Agent.SiteID),
-		GroupID:           string(w.Agent.GroupID),
-		AccountID:         string(w.Agent.AccountID),
-		Raw:               bytes.Clone(data),
-	}
+	*t = newThreat(w.ID, &ti, &w.Agent, data)
 	return nil
 }
 
