@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
@@ -104,8 +105,12 @@ func (d *dispatcher) serve(r *route, m *nats.Msg, received time.Time) {
 		return
 	}
 	deadline := received.Add(d.actionTimeout)
-	if exp, ok, _ := req.ExpiryTime(); ok && exp.Before(deadline) {
-		deadline = exp
+	if exp, ok, _ := req.ExpiryTime(); ok {
+		// The caller stops waiting at its expirytime: stop the work a little
+		// before, so that a 504 can still reach it.
+		if exp = exp.Add(-replyMargin(exp.Sub(received))); exp.Before(deadline) {
+			deadline = exp
+		}
 	}
 	ctx, cancel := context.WithDeadline(d.workCtx, deadline)
 	defer cancel()
@@ -127,6 +132,14 @@ func (d *dispatcher) serve(r *route, m *nats.Msg, received time.Time) {
 		return
 	}
 	d.replyData(r, m, req, received, data)
+}
+
+// replyMargin is how long before a request's expirytime its work ends, so
+// that the reply (a 504 when SentinelOne has not answered) reaches a caller
+// that waits until then, even on a busy machine: a fifth of the request's
+// time, at most 250 ms.
+func replyMargin(budget time.Duration) time.Duration {
+	return min(budget/5, 250*time.Millisecond)
 }
 
 // admit checks what must hold before any work begins.
@@ -195,9 +208,24 @@ func (d *dispatcher) replyData(r *route, m *nats.Msg, req ce.Event, received tim
 	d.send(r, m, msg, req, received, nil)
 }
 
+// maxErrorMessage bounds the message of an error reply. Messages quote the
+// value at fault, which a hostile request can make megabytes long, and the
+// message goes out twice (header and data): unbounded, it could push the
+// reply past the max payload and leave the caller with no answer at all.
+const maxErrorMessage = 1024
+
 // reply sends an error reply: the micro error headers plus an s1bridge.error
 // CloudEvent in the request's mode.
 func (d *dispatcher) reply(r *route, m *nats.Msg, req ce.Event, received time.Time, herr *handlers.Error) {
+	if len(herr.Message) > maxErrorMessage {
+		short := *herr
+		cut := maxErrorMessage
+		for cut > 0 && !utf8.RuneStart(herr.Message[cut]) {
+			cut--
+		}
+		short.Message = herr.Message[:cut] + "…"
+		herr = &short
+	}
 	data, _ := json.Marshal(herr.Data())
 	ev := replyEvent(r, req, subjects.TypeError, data)
 	// A request that could not be read still has the mode it was sent in,

@@ -302,7 +302,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		RetryWaitMax:   waitMax,
 		RetryMax:       retryMax,
 		CheckRetry:     c.retryPolicy,
-		Backoff:        retryablehttp.Backoff(c.backoff),
+		Backoff:        c.waitBefore,
 		RequestLogHook: c.beforeAttempt,
 		// Hand back the last answer or error as is: do builds the errors.
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,

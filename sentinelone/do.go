@@ -34,6 +34,10 @@ type call struct {
 	lastErr  error
 	body     []byte
 	bodyRead bool
+	// wait is the wait before the next attempt, chosen by retryPolicy
+	// after an answer; waitSet says it is there for waitBefore.
+	wait    time.Duration
+	waitSet bool
 }
 
 type callKey struct{}
@@ -165,6 +169,22 @@ func (cs *call) readBody(resp *http.Response) error {
 func (c *Client) retryPolicy(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	cs := callFrom(ctx)
 	retry, cerr := c.checkRetry(ctx, cs.method, resp, err)
+	if retry && resp != nil {
+		// Choose the wait now. When the next attempt could not start before
+		// the deadline (a 429 whose Retry-After is longer than the time
+		// left), return this answer at once: sleeping until the deadline
+		// would only turn SentinelOne's answer into a timeout.
+		cs.mu.Lock()
+		n := cs.attempts
+		cs.mu.Unlock()
+		wait := c.backoff(c.rc.RetryWaitMin, c.rc.RetryWaitMax, n-1, resp)
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= wait {
+			return false, nil
+		}
+		cs.mu.Lock()
+		cs.wait, cs.waitSet = wait, true
+		cs.mu.Unlock()
+	}
 	if retry {
 		cs.mu.Lock()
 		cs.lastEnd, cs.lastErr, cs.lastCode = time.Now(), err, 0
@@ -176,6 +196,22 @@ func (c *Client) retryPolicy(ctx context.Context, resp *http.Response, err error
 		cs.mu.Unlock()
 	}
 	return retry, cerr
+}
+
+// waitBefore is the Backoff retryablehttp runs: the wait retryPolicy chose
+// after an answer, or c.backoff's after a failure without one.
+func (c *Client) waitBefore(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil && resp.Request != nil {
+		cs := callFrom(resp.Request.Context())
+		cs.mu.Lock()
+		wait, ok := cs.wait, cs.waitSet
+		cs.waitSet = false
+		cs.mu.Unlock()
+		if ok {
+			return wait
+		}
+	}
+	return c.backoff(min, max, attempt, resp)
 }
 
 // beforeAttempt runs before every attempt; attempt is 0 for the first.

@@ -1,0 +1,192 @@
+package faults
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/s1bridge/s1bridge/emulator"
+	"github.com/s1bridge/s1bridge/subjects"
+)
+
+type (
+	// Event is one event read back from the events stream. The threat fields
+	// are those of the threat a threat event carries (zero for monitor
+	// events): the threat as SentinelOne had it when the event was made.
+	Event struct {
+		Seq        uint64
+		Subject    string // the NATS subject
+		ID         string // Nats-Msg-Id, which is the CloudEvents id
+		Type       string // the CloudEvents type
+		ThreatID   string // the CloudEvents subject
+		Status     string
+		Verdict    string
+		Mitigation string
+		UpdatedAt  time.Time
+	}
+
+	// Report is what Verify found. The stream is right when OK: no
+	// duplicates, nothing missing, no threat the emulator does not know,
+	// and every threat's latest event as the emulator has it.
+	Report struct {
+		Events     int      // events in the stream
+		Threats    int      // threats in the emulator
+		Created    int      // created events
+		Monitors   int      // monitor outcome events
+		Duplicates []string // event ids in the stream more than once
+		Missing    []string // threats of the emulator without a created event
+		Unknown    []string // threats with events that the emulator does not have
+		Mismatched []string // threats whose latest event disagrees with the emulator
+	}
+)
+
+// ReadEvents reads every event the stream holds when it is called.
+func ReadEvents(ctx context.Context, nc *nats.Conn, stream string) ([]Event, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	total := info.State.Msgs
+	if total == 0 {
+		return nil, nil
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(2000))
+	if err != nil {
+		return nil, err
+	}
+	defer it.Stop()
+	out := make([]Event, 0, total)
+	for uint64(len(out)) < total {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return out, fmt.Errorf("read %s after %d of %d events: %w", stream, len(out), total, err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return out, err
+		}
+		h := m.Headers()
+		ev := Event{Seq: md.Sequence.Stream, Subject: m.Subject(), ID: h.Get(subjects.HeaderMsgID),
+			Type: h.Get("ce-type"), ThreatID: h.Get("ce-subject")}
+		if strings.HasPrefix(ev.Type, "s1bridge.threat.") {
+			var d struct {
+				Threat struct {
+					ThreatInfo struct {
+						IncidentStatus   string    `json:"incidentStatus"`
+						AnalystVerdict   string    `json:"analystVerdict"`
+						MitigationStatus string    `json:"mitigationStatus"`
+						UpdatedAt        time.Time `json:"updatedAt"`
+					} `json:"threatInfo"`
+				} `json:"threat"`
+			}
+			if err := json.Unmarshal(m.Data(), &d); err != nil {
+				return out, fmt.Errorf("event %d (%s): %w", ev.Seq, ev.ID, err)
+			}
+			ti := d.Threat.ThreatInfo
+			ev.Status, ev.Verdict, ev.Mitigation, ev.UpdatedAt = ti.IncidentStatus, ti.AnalystVerdict, ti.MitigationStatus, ti.UpdatedAt
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// Verify checks events against the emulator: every event id once, every
+// threat of the emulator with exactly one created event, and each threat's
+// latest event (by the threat's updatedAt) carrying the incident status,
+// analyst verdict and mitigation status the emulator has now. Call it once
+// the emulator has stopped changing and ingestion has caught up.
+func Verify(events []Event, emu *emulator.Emulator) Report {
+	r := Report{Events: len(events)}
+	ids := map[string]int{}
+	created := map[string]int{}
+	latest := map[string]Event{}
+	for _, e := range events {
+		ids[e.ID]++
+		switch {
+		case e.Type == subjects.TypeThreatCreated:
+			r.Created++
+			created[e.ThreatID]++
+		case strings.HasPrefix(e.Type, "s1bridge.monitor."):
+			r.Monitors++
+			continue
+		}
+		if l, ok := latest[e.ThreatID]; !ok || e.UpdatedAt.After(l.UpdatedAt) {
+			latest[e.ThreatID] = e
+		}
+	}
+	for id, n := range ids {
+		if n > 1 {
+			r.Duplicates = append(r.Duplicates, fmt.Sprintf("%s ×%d", id, n))
+		}
+	}
+	want := emu.IDs().Threats
+	r.Threats = len(want)
+	known := make(map[string]bool, len(want))
+	for _, id := range want {
+		known[id] = true
+		if created[id] == 0 {
+			r.Missing = append(r.Missing, id)
+			continue
+		}
+		st, ok := emu.Threat(id)
+		got := latest[id]
+		if ok && (got.Status != st.IncidentStatus || got.Verdict != st.AnalystVerdict || got.Mitigation != st.MitigationStatus) {
+			r.Mismatched = append(r.Mismatched, fmt.Sprintf("%s: stream %s/%s/%s at %s, emulator %s/%s/%s at %s", id,
+				got.Status, got.Verdict, got.Mitigation, got.UpdatedAt.Format(time.RFC3339Nano),
+				st.IncidentStatus, st.AnalystVerdict, st.MitigationStatus, st.UpdatedAt.Format(time.RFC3339Nano)))
+		}
+	}
+	for id := range latest {
+		if !known[id] {
+			r.Unknown = append(r.Unknown, id)
+		}
+	}
+	sort.Strings(r.Duplicates)
+	sort.Strings(r.Missing)
+	sort.Strings(r.Unknown)
+	sort.Strings(r.Mismatched)
+	return r
+}
+
+// OK reports whether the stream matches the emulator exactly once.
+func (r Report) OK() bool {
+	return len(r.Duplicates)+len(r.Missing)+len(r.Unknown)+len(r.Mismatched) == 0
+}
+
+// String summarises the report, naming the first few problems of each kind.
+func (r Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d events (%d created, %d monitor outcomes) for %d threats; %d duplicate ids, %d threats missing, %d unknown, %d mismatched",
+		r.Events, r.Created, r.Monitors, r.Threats, len(r.Duplicates), len(r.Missing), len(r.Unknown), len(r.Mismatched))
+	for _, l := range []struct {
+		what string
+		s    []string
+	}{{"duplicate", r.Duplicates}, {"missing", r.Missing}, {"unknown", r.Unknown}, {"mismatched", r.Mismatched}} {
+		for i, s := range l.s {
+			if i == 5 {
+				fmt.Fprintf(&b, "\n  %s: … %d more", l.what, len(l.s)-i)
+				break
+			}
+			fmt.Fprintf(&b, "\n  %s: %s", l.what, s)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSoakBriefly runs the soak's core for 3 seconds, with one nats-server
+// restart and faults changing every half second, so that the command keeps
+// working between real soaks.
+func TestSoakBriefly(t *testing.T) {
+	sum, err := run(context.Background(), options{
+		Duration: 3 * time.Second, Callers: 4, Replicas: 2, Restarts: 1, Threats: 200,
+		Live: 200 * time.Millisecond, FaultsAt: 500 * time.Millisecond, LeaseTTL: 1500 * time.Millisecond, Seed: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	sum.print(&b)
+	t.Logf("\n%s", b.String())
+	if !sum.ok() {
+		t.Fatal("the stream does not match the emulator")
+	}
+	if sum.Requests == 0 || sum.ByCode[200] == 0 || sum.Restarts != 1 || sum.FaultChanges == 0 || sum.Report.Created < 200 {
+		t.Errorf("the soak did not do its work: %d requests, %d succeeded, %d restarts, %d fault changes, %d threats created",
+			sum.Requests, sum.ByCode[200], sum.Restarts, sum.FaultChanges, sum.Report.Created)
+	}
+}
