@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/s1bridge/s1bridge/sentinelone"
@@ -131,9 +133,52 @@ func decodeStrict(data []byte, v any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Invalid("data", "unexpected data after the JSON object")
 	}
+	// encoding/json keeps the last of two members with the same name, so
+	// a check in front of s1bridge that read the first would approve a
+	// request s1bridge then runs with the other value.
+	if err := checkDuplicates(json.NewDecoder(bytes.NewReader(data)), ""); err != nil {
+		return err
+	}
 	// encoding/json matches names without regard to case, so "Limit" would
 	// pass for "limit" and, given both, the last would silently win.
 	return checkNames(data, reflect.TypeOf(v), "")
+}
+
+// checkDuplicates reads one JSON value from dec and refuses an object in it
+// that names a member twice. The value has already decoded into a request
+// type without unknown members, so its nesting is as shallow as that type.
+func checkDuplicates(dec *json.Decoder, path string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil // cannot happen: the data has decoded
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			t, err := dec.Token()
+			if err != nil {
+				return nil
+			}
+			name, _ := t.(string)
+			if seen[name] {
+				return Invalid(path+name, "given more than once")
+			}
+			seen[name] = true
+			if err := checkDuplicates(dec, path+name+"."); err != nil {
+				return err
+			}
+		}
+		_, _ = dec.Token() // '}'
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if err := checkDuplicates(dec, fmt.Sprintf("%s[%d].", strings.TrimSuffix(path, "."), i)); err != nil {
+				return err
+			}
+		}
+		_, _ = dec.Token() // ']'
+	}
+	return nil
 }
 
 // checkNames refuses an object member whose name matches a field of t only
@@ -149,7 +194,10 @@ func checkNames(data []byte, t reflect.Type, path string) error {
 			return nil // null
 		}
 		fields := jsonFields(t)
-		for name, raw := range members {
+		// In name order, so that a request with several faults always
+		// gets the same message.
+		for _, name := range slices.Sorted(maps.Keys(members)) {
+			raw := members[name]
 			f, ok := fields[name]
 			if !ok {
 				for known := range fields {

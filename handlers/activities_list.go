@@ -28,6 +28,9 @@ const activitiesSortBy = "createdAt"
 
 // Validate checks r and sets the default SortOrder.
 func (r *ActivitiesListRequest) Validate() (err error) {
+	if len(r.ActivityTypes) > maxValues {
+		return Invalid("activityTypes", "holds %d values; at most %d are accepted", len(r.ActivityTypes), maxValues)
+	}
 	for i, t := range r.ActivityTypes {
 		if t <= 0 {
 			return Invalid(fmt.Sprintf("activityTypes[%d]", i), "%d is not an activity type (a positive integer)", t)

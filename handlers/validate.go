@@ -21,6 +21,17 @@ const (
 	minObjectID = 100000000000000000
 )
 
+// Bounds of free text and of lists of free values (activityTypes,
+// classifications), which the Swagger subset leaves open. Every one of them
+// ends up in a URL, and a console (or the proxy in front of it) refuses an
+// oversized request line with an error that would blame SentinelOne (502)
+// for the caller's input; SentinelOne knows a few hundred activity types and
+// a few dozen classifications.
+const (
+	maxTextLen = 4096
+	maxValues  = 500
+)
+
 // Lengths of the hash kinds, in hex digits.
 const (
 	lenMD5    = 32
@@ -148,6 +159,9 @@ func checkEnums(field string, vs []string, allowed []string) error {
 // checkText refuses control characters (newlines included): every string
 // of a request ends up in a URL query or a single-line console field.
 func checkText(field, s string) error {
+	if len(s) > maxTextLen {
+		return Invalid(field, "is %d bytes long; at most %d are accepted", len(s), maxTextLen)
+	}
 	if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
 		return Invalid(field, "must not contain control characters (found %U at byte %d)", []rune(s[i:])[0], i)
 	}
@@ -163,8 +177,12 @@ func checkListText(field, s string) error {
 	return checkText(field, s)
 }
 
-// checkListTexts applies checkListText to each value, refusing empty ones.
+// checkListTexts applies checkListText to each value, refusing empty ones
+// and more than maxValues of them.
 func checkListTexts(field string, vs []string) error {
+	if len(vs) > maxValues {
+		return Invalid(field, "holds %d values; at most %d are accepted", len(vs), maxValues)
+	}
 	for i, v := range vs {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		if strings.TrimSpace(v) == "" {

@@ -83,7 +83,10 @@ type Time struct{ time.Time }
 // zonelessLayout is the timestamp without a zone seen in peer fixtures.
 const zonelessLayout = "2006-01-02T15:04:05.999999999"
 
-// ParseTime parses a console timestamp with the rules of Time.
+// ParseTime parses a console timestamp with the rules of Time. An offset
+// that moves it out of the years 0000-9999 in UTC
+// ("9999-12-31T23:00:00-05:00") is refused: RFC 3339 cannot write the result,
+// so it could not be sent back in a filter or an event time.
 func ParseTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	switch s {
@@ -91,6 +94,9 @@ func ParseTime(s string) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		if y := t.UTC().Year(); y < 0 || y > 9999 {
+			return time.Time{}, fmt.Errorf("sentinelone: %q is outside the years 0000-9999 in UTC", s)
+		}
 		return t.UTC(), nil
 	}
 	if t, err := time.ParseInLocation(zonelessLayout, s, time.UTC); err == nil {

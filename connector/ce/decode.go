@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -143,6 +144,9 @@ func decodeStructuredValid(body []byte) (Event, error) {
 		dataS, dataE       = -1, -1
 		b64S, b64E         = -1, -1
 		b64Esc, dataByNull bool
+		// absent holds the extensions given as null or "": absent, but
+		// still given, so that a repeat of one is refused like any other.
+		absent []string
 	)
 	sc := scanner{b: body}
 	sc.members(func(ks, ke int, kesc bool, vs, ve int) bool {
@@ -183,7 +187,7 @@ func decodeStructuredValid(body []byte) (Event, error) {
 			}
 			return fe == nil
 		}
-		fe = structuredExtension(&ev, key, str, vs, ve)
+		fe = structuredExtension(&ev, &absent, key, str, vs, ve)
 		return fe == nil
 	})
 	if fe != nil {
@@ -213,8 +217,9 @@ func decodeStructuredValid(body []byte) (Event, error) {
 // extension. Names are lower-cased as sdk-go does; values take their
 // canonical string form (CloudEvents type system): strings as they are,
 // booleans "true"/"false", numbers as 32-bit integers; null and the empty
-// string mean absent, as for Encode.
-func structuredExtension(ev *Event, key, str string, vs, ve int) *FieldError {
+// string mean absent, as for Encode, and are noted in absent so that a
+// member given twice is refused whatever its values.
+func structuredExtension(ev *Event, absent *[]string, key, str string, vs, ve int) *FieldError {
 	if !validExtName(key, false) {
 		return &FieldError{Field: key, Reason: "invalid attribute name; ASCII letters and digits only"}
 	}
@@ -230,8 +235,7 @@ func structuredExtension(ev *Event, key, str string, vs, ve int) *FieldError {
 		v = "true"
 	case 'f':
 		v = "false"
-	case 'n':
-		return nil
+	case 'n': // null: absent, as ""
 	case '{', '[':
 		return &FieldError{Field: key, Reason: "extension value must be a string, number or boolean"}
 	default:
@@ -241,10 +245,11 @@ func structuredExtension(ev *Event, key, str string, vs, ve int) *FieldError {
 		}
 		v = types.FormatInteger(n)
 	}
-	if _, dup := ev.Extensions[name]; dup {
+	if _, dup := ev.Extensions[name]; dup || slices.Contains(*absent, name) {
 		return &FieldError{Field: key, Reason: reasonRepeated}
 	}
 	if v == "" {
+		*absent = append(*absent, name)
 		return nil
 	}
 	if ev.Extensions == nil {

@@ -139,9 +139,13 @@ func hasMember(b []byte, key string) bool {
 
 // jsonString returns the Go string of the JSON string whose content lies at
 // str[start:end]: a substring when it has no escapes, else the unescaped
-// copy. The value is known valid, so unescaping cannot fail.
+// copy. The value is known valid, so unescaping cannot fail. Content that is
+// not valid UTF-8 is returned as it is, escapes and all, for checkString to
+// refuse: encoding/json would replace the bad bytes with U+FFFD, so a value
+// would be refused or silently changed depending on whether it also held an
+// escape.
 func jsonString(str string, start, end int, escaped bool) string {
-	if !escaped {
+	if !escaped || !utf8.ValidString(str[start:end]) {
 		return str[start:end]
 	}
 	var v string
