@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -141,7 +143,7 @@ func Connect(o NATSOptions, url string, log *slog.Logger) (*nats.Conn, error) {
 	case o.NkeyFile != "":
 		opt, err := nats.NkeyOptionFromSeed(o.NkeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("nats.nkey_file: %w", err)
+			return nil, fmt.Errorf("nats.nkey_file: %w (want a file holding a user's nkey seed, starting SU)", err)
 		}
 		opts = append(opts, opt)
 	case o.Token != "":
@@ -166,16 +168,23 @@ func Connect(o NATSOptions, url string, log *slog.Logger) (*nats.Conn, error) {
 			nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS connect attempt failed", "error", err) }))...)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w%s", redactURL(url), err, hint(err, o))
+		return nil, fmt.Errorf("connect to NATS at %s: %w%s", redactURL(url), err, hint(err, o, url))
 	}
 	return nc, nil
 }
 
 // permanent reports whether a failed connect is a refusal that retrying
 // cannot cure: TLS verification either way, TLS wanted by one side only, or
-// credentials the server refused.
+// credentials the server refused. A timeout, even in the TLS handshake, is
+// not: the server may be starting or busy.
 func permanent(err error) bool {
-	var op *net.OpError
+	var (
+		op *net.OpError
+		ne net.Error
+	)
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
 	return errors.Is(err, nats.ErrTLS) || errors.Is(err, nats.ErrSecureConnWanted) ||
 		errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrAuthorization) ||
 		errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) ||
@@ -183,19 +192,27 @@ func permanent(err error) bool {
 		errors.As(err, &op) && op.Op == "remote error" // a TLS alert from the server
 }
 
-// hint names the configuration keys behind a refused connect, or "".
-func hint(err error, o NATSOptions) string {
+// hint names the configuration keys behind a refused connect to url, or "".
+func hint(err error, o NATSOptions, url string) string {
 	var (
-		op      *net.OpError
+		verify  *tls.CertificateVerificationError
 		unknown x509.UnknownAuthorityError
+		op      *net.OpError
 	)
+	// The server refuses a client certificate (or its absence) with an
+	// alert, or by closing the connection after the handshake, which the
+	// client may see as either, depending on timing.
+	refused := errors.As(err, &op) && op.Op == "remote error" ||
+		errors.Is(err, nats.ErrTLS) && !errors.As(err, &verify)
 	switch {
 	case errors.As(err, &unknown):
 		return " (the server's certificate is not trusted: nats.tls.ca_file must hold the CA that signed it)"
-	case errors.As(err, &op) && op.Op == "remote error" && o.CertFile == "":
-		return " (the server refused the TLS connection: it may require a client certificate, set nats.tls.cert_file and nats.tls.key_file)"
-	case errors.As(err, &op) && op.Op == "remote error":
-		return " (the server refused the TLS client certificate of nats.tls.cert_file)"
+	case errors.As(err, &verify):
+		return " (the server's certificate does not verify: check it names the host of nats.url and is in date)"
+	case refused && o.CertFile == "":
+		return " (the server refused the TLS connection: if it requires a client certificate, set nats.tls.cert_file and nats.tls.key_file)"
+	case refused:
+		return " (the server refused the TLS connection: check that its CA signed the client certificate of nats.tls.cert_file)"
 	case errors.Is(err, nats.ErrSecureConnWanted):
 		return " (TLS is configured, by a tls:// URL or nats.tls, but the server does not offer it)"
 	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired),
@@ -210,14 +227,26 @@ func hint(err error, o NATSOptions) string {
 			key = "check nats.token"
 		case o.User != "":
 			key = "check nats.user and nats.password"
+		case strings.Contains(url, "@"):
+			key = "check the user or token in nats.url"
 		}
 		return " (the server refused the credentials: " + key + ")"
 	}
 	return ""
 }
 
-// redactURL hides a password in a NATS URL.
-func redactURL(u string) string {
+// redactURL hides the user information (a password or a token) of every
+// URL of a comma-separated NATS URL list.
+func redactURL(list string) string {
+	urls := strings.Split(list, ",")
+	for i, u := range urls {
+		urls[i] = redactOneURL(u)
+	}
+	return strings.Join(urls, ",")
+}
+
+// redactOneURL hides the user information of one URL.
+func redactOneURL(u string) string {
 	for i := 0; i+2 < len(u); i++ {
 		if u[i:i+3] == "://" {
 			rest := u[i+3:]
