@@ -195,7 +195,7 @@ func (c *Connector) Start(ctx context.Context) error {
 	if err := c.buildConsoles(); err != nil {
 		return err
 	}
-	js, err := jetstream.New(c.nc, jetstream.WithPublishAsyncMaxPending(4096))
+	js, err := jetstream.New(c.nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(publishAckTimeout))
 	if err != nil {
 		return err
 	}
@@ -363,9 +363,20 @@ func (c *Connector) connect() error {
 	return nil
 }
 
+// maxPayload is the largest message the server takes. Until the first
+// connect succeeds (NATS not up at start) the connection does not know it:
+// then assume nats-server's default, 1 MB, so that list replies are cut to
+// a size every server takes rather than not cut at all.
+func (c *Connector) maxPayload() int64 {
+	if n := c.nc.MaxPayload(); n > 0 {
+		return n
+	}
+	return 1 << 20
+}
+
 func (c *Connector) buildConsoles() error {
 	c.envs = map[string]*handlers.Env{}
-	maxReply := int(c.nc.MaxPayload()) - replyOverhead
+	maxReply := int(c.maxPayload()) - replyOverhead
 	for _, name := range c.consoleNames() {
 		cc := c.cfg.Consoles[name]
 		url := cc.URL
@@ -425,6 +436,15 @@ func retryMax(n int) int {
 	return n
 }
 
+// publishAckTimeout bounds the wait for the ack of one asynchronous publish
+// (events, states, monitor records). In a cluster, a message the stream's
+// leader took as it stepped down (its node shutting down) may never be
+// acknowledged: without a bound, the ingestion and monitor loops would wait
+// for that ack forever while their leases, in another stream, kept being
+// renewed. A timed-out publish fails the page, which is retried: the events'
+// ids and the states' compare-and-set make a retry safe.
+const publishAckTimeout = 5 * time.Second
+
 // replyOverhead is what a reply adds around its data: CloudEvents headers
 // or the structured envelope, and the micro error headers.
 const replyOverhead = 4 << 10
@@ -447,7 +467,7 @@ func (c *Connector) register() error {
 	}
 	c.svc = svc
 	c.disp = newDispatcher(c.log, c.cfg.Service.MaxInFlight, c.cfg.Service.ActionTimeout, 0, c.obs)
-	c.disp.maxPayload = c.nc.MaxPayload()
+	c.disp.maxPayload = c.maxPayload()
 	for _, name := range c.consoleNames() {
 		cc := c.cfg.Consoles[name]
 		for _, a := range c.opts.actions {
@@ -477,6 +497,13 @@ func (c *Connector) register() error {
 	// that Start returning means requests are served.
 	if err := c.nc.FlushTimeout(10 * time.Second); err != nil {
 		return fmt.Errorf("register endpoints: %w", err)
+	}
+	// The server answers a refused subscription before the flush's PONG: a
+	// replica that may not subscribe to its subjects must not start and
+	// look ready while serving nothing.
+	if err := c.nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) {
+		return fmt.Errorf("register endpoints: %w (the NATS user needs subscribe permission on %s and the $SRV subjects: see deploy/nats/nats-server.conf)",
+			err, c.subj.Action("*", ">"))
 	}
 	c.log.Info("serving actions", "consoles", len(c.envs), "actions", len(c.opts.actions),
 		"subjects", c.subj.Action("<console>", "<action>"), "queue_group", c.cfg.Service.QueueGroup)

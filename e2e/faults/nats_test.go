@@ -2,9 +2,11 @@ package faults_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -17,6 +19,7 @@ import (
 	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/connector"
 	"github.com/s1bridge/s1bridge/emulator"
+	"github.com/s1bridge/s1bridge/internal/testenv"
 )
 
 // timed is an outcome with when its request was sent.
@@ -202,4 +205,55 @@ func streamMsgs(r *rig) uint64 {
 		return 0
 	}
 	return info.State.Msgs
+}
+
+// TestNATSNotUpAtStart starts the connector before its nats-server: Start
+// waits for the server, then serves. Until the first connect the client
+// does not know the server's max payload, so list replies must still be cut
+// to a size every server takes (truncated, with a cursor), not refused.
+func TestNATSNotUpAtStart(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	emu, url := testenv.Emulator(t, emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 10, Threats: 1500}))
+	cfg := testenv.Config(fmt.Sprintf("nats://127.0.0.1:%d", port), url)
+	c, err := connector.New(cfg, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		started <- c.Start(ctx)
+	}()
+	time.Sleep(500 * time.Millisecond)
+	srv := testenv.NATSServerAt(t, port, t.TempDir())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		c.Stop(ctx)
+	})
+	if err := <-started; err != nil {
+		t.Fatalf("start with NATS coming up later: %v", err)
+	}
+	nc := testenv.Conn(t, srv)
+	o := call(nc, c.Subjects().Action("main", "threats.list"), "threats.list", `{"all":true,"limit":1000}`, 20*time.Second)
+	if o.code != 200 {
+		t.Fatalf("threats.list all of %d threats: %v", len(emu.IDs().Threats), o)
+	}
+	var l2 struct {
+		Items      []json.RawMessage `json:"items"`
+		Truncated  bool              `json:"truncated"`
+		NextCursor *string           `json:"nextCursor"`
+	}
+	if err := json.Unmarshal(o.reply.Event.Data, &l2); err != nil {
+		t.Fatal(err)
+	}
+	if !l2.Truncated || l2.NextCursor == nil || len(o.reply.Event.Data) > 1<<20 {
+		t.Errorf("reply of %d bytes with %d threats, truncated %v: want a reply cut under 1 MB with a cursor", len(o.reply.Event.Data), len(l2.Items), l2.Truncated)
+	}
 }
