@@ -104,8 +104,9 @@ type ingester struct {
 	states map[string]*threatState
 	curRev uint64
 	// recovering is set from taking the lease until a poll completes: a
-	// threat without a stored state may then have been published by a
-	// leader that crashed before writing its state (see recover).
+	// threat's events may then be in the stream without its state, written
+	// by a leader that crashed (or a commit that failed) in between (see
+	// recover).
 	recovering bool
 	// afterPublish, when set (tests only), runs between the events' acks and
 	// the state writes; an error stands for a crash or failure there.
@@ -298,15 +299,19 @@ func (in *ingester) poll(ctx context.Context) (err error) {
 	return nil
 }
 
-// recover returns the state a crashed (or failed) commit published for
-// threat id without storing it, or nil. Such a threat has a created event in
-// the stream but no state key; treating it as new would publish created again
-// (dropped as a duplicate) and never the change that followed. Only the
-// first complete poll after taking the lease, or after a failed one, can meet
-// one: the unfinished page lies after the stored watermark, which that poll
-// re-reads.
+// recover returns the state of threat id as its last event in the stream
+// has it, or nil when the stream has none. A crashed (or failed) commit may
+// have published events without storing the state that goes with them:
+// treating such a threat as new would publish created again (dropped as a
+// duplicate) and never the change that followed; computing its next change
+// from the older stored state would repeat a transition already published
+// (from the wrong value). Only the first complete poll after taking the
+// lease, or after a failed one, can meet one: the unfinished page lies after
+// the stored watermark, which that poll re-reads.
 func (in *ingester) recover(ctx context.Context, id string) (*threatState, error) {
-	m, err := in.st.events.GetLastMsgForSubject(ctx, in.subj.ThreatEvent(in.console, id, subjects.KindCreated, ""))
+	// Every event carries the whole threat as of its updatedAt; the last
+	// one on any of the threat's subjects is the last state published.
+	m, err := in.st.events.GetLastMsgForSubject(ctx, in.subj.ThreatEvent(in.console, id, ">", ""))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
@@ -384,21 +389,35 @@ func (in *ingester) commit(ctx context.Context, threats []sentinelone.Threat) er
 			wm = t.UpdatedAt
 		}
 		prev := in.states[t.ID]
+		recovered := false
 		if j, ok := inPage[t.ID]; ok {
 			prev = &changes[j].state
-		} else if prev == nil && in.recovering {
-			recovered, err := in.recover(ctx, t.ID)
+		} else if in.recovering {
+			r, err := in.recover(ctx, t.ID)
 			if err != nil {
 				return err
 			}
-			if recovered != nil {
+			if r != nil && (prev == nil || r.UpdatedAt.After(prev.UpdatedAt)) {
 				in.log.Info("ingest: recovered the state of a threat published before a crash", "threat", t.ID)
-				in.states[t.ID] = recovered // rev 0: the key does not exist yet
-				prev = recovered
+				if prev != nil {
+					r.rev = prev.rev // the stored key, behind the stream
+				} // else rev 0: the key does not exist yet
+				in.states[t.ID] = r
+				prev, recovered = r, true
 			}
 		}
 		next := threatState{Status: t.IncidentStatus, Verdict: t.AnalystVerdict, Mitigation: t.MitigationStatus, UpdatedAt: t.UpdatedAt}
 		if prev != nil && !t.UpdatedAt.After(prev.UpdatedAt) {
+			if recovered {
+				// Unchanged since it was published, but its state must be
+				// stored with this page all the same: the watermark moves past
+				// the threat, so a later leader would neither recover it nor
+				// find its state, and would take its next change for a new
+				// threat (a created event, dropped as a duplicate: the change
+				// lost).
+				inPage[t.ID] = len(changes)
+				changes = append(changes, change{t.ID, *prev})
+			}
 			continue // already seen this version (or an older one, re-read in the overlap)
 		}
 		msgs, err := in.events(t, prev)

@@ -64,16 +64,25 @@ func (l *lease) hold(ctx context.Context, work func(ctx context.Context)) {
 		rev = l.keep(workCtx, rev, done)
 		cancel()
 		<-done
+		// Let another replica (or this one, on the next try) take over at
+		// once rather than after the TTL: on a clean stop, and when the work
+		// gave up on its own (ingestion reloading after a failed
+		// compare-and-set). After a failed renewal rev is likely stale and
+		// nothing is deleted.
+		l.release(rev)
 		if ctx.Err() != nil {
-			// Clean stop: let another replica take over at once.
-			dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
-			if err := l.kv.Delete(dctx, l.key, jetstream.LastRevision(rev)); err == nil {
-				l.log.Info("lease released", "key", l.key)
-			}
-			dcancel()
 			return
 		}
 		retry.Reset(l.ttl / 3)
+	}
+}
+
+// release deletes the lease if it is still at rev.
+func (l *lease) release(rev uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(rev)); err == nil {
+		l.log.Info("lease released", "key", l.key)
 	}
 }
 
