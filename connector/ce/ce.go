@@ -36,7 +36,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/types"
 	"github.com/nats-io/nuid"
 
 	"github.com/s1bridge/s1bridge/subjects"
@@ -152,7 +151,7 @@ func (e *Event) ExpiryTime() (t time.Time, ok bool, err error) {
 	if !ok {
 		return time.Time{}, false, nil
 	}
-	t, err = types.ParseTime(v)
+	t, err = parseTime(v)
 	if err != nil {
 		return time.Time{}, true, &FieldError{Field: subjects.ExtExpiryTime, Reason: reasonTimestamp, Err: err}
 	}

@@ -1,6 +1,9 @@
 package ce
 
 import (
+	"fmt"
+	"time"
+
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
@@ -374,7 +377,7 @@ func finish(ev *Event, a *attrs, prefix, dctField string, checkData bool) error 
 	}
 	ec.Source = types.URIRef{URL: *src}
 	if a.has(aTime) {
-		t, err := types.ParseTime(a.vals[aTime])
+		t, err := parseTime(a.vals[aTime])
 		if err != nil {
 			return &FieldError{Field: field(aTime), Reason: reasonTimestamp, Err: err}
 		}
@@ -416,7 +419,7 @@ func finish(ev *Event, a *attrs, prefix, dctField string, checkData bool) error 
 		}
 	}
 	if v, ok := ev.Extensions[subjects.ExtExpiryTime]; ok {
-		if _, err := types.ParseTime(v); err != nil {
+		if _, err := parseTime(v); err != nil {
 			return &FieldError{Field: prefix + subjects.ExtExpiryTime, Reason: reasonTimestamp, Err: err}
 		}
 	}
@@ -443,4 +446,18 @@ func finish(ev *Event, a *attrs, prefix, dctField string, checkData bool) error 
 func syntaxError(b []byte) error {
 	var v json.RawMessage
 	return json.Unmarshal(b, &v)
+}
+
+// parseTime parses an RFC 3339 timestamp that stays one in UTC: an offset
+// can move year 0000 or 9999 out of the four digits RFC 3339 allows, and the
+// encoder (which writes UTC) could not write it back.
+func parseTime(v string) (time.Time, error) {
+	t, err := types.ParseTime(v)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return time.Time{}, fmt.Errorf("%q is outside years 0000-9999 in UTC", v)
+	}
+	return t, nil
 }
