@@ -47,8 +47,9 @@ func TestActionsSurviveServerLoss(t *testing.T) {
 		callers  = 16
 		deadline = 5 * time.Second
 		// slack is how late after its deadline a caller may see a request
-		// end: scheduling on a loaded two-core machine under -race.
-		slack = time.Second
+		// end: on a two-core machine under -race, busy with other tests,
+		// goroutines were seen to wake 1.6 s late. A hang is unbounded.
+		slack = 3 * time.Second
 	)
 	cl := testenv.NATSCluster(t, 3)
 	emu, emuURL := testenv.Emulator(t)
