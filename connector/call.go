@@ -19,6 +19,9 @@ import (
 type Reply struct {
 	Event ce.Event        // the reply CloudEvent
 	Err   *handlers.Error // non-nil for an error reply
+	// RequestID is the id Call gave the request: a reply's correlationid
+	// must equal it. ParseReply leaves it empty.
+	RequestID string
 }
 
 // ErrNoResponders is returned by Call when nothing serves the subject: an
@@ -57,7 +60,12 @@ func Call(ctx context.Context, nc *nats.Conn, subject, action, source string, da
 	if err != nil {
 		return nil, fmt.Errorf("request %s: %w", subject, err)
 	}
-	return ParseReply(msg)
+	r, err := ParseReply(msg)
+	if err != nil {
+		return nil, err
+	}
+	r.RequestID = ev.ID
+	return r, nil
 }
 
 // ParseReply reads a reply message: the CloudEvent, and the error when the

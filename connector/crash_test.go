@@ -106,7 +106,7 @@ func TestIngestSurvivesSIGKILL(t *testing.T) {
 		// it took the lease and the stream grows, then a little more.
 		before := streamMsgs(t, nc, cfg.Streams.Events.Name)
 		child := startChild(t, srv.ClientURL(), emuURL)
-		waitFor(t, 30*time.Second, "the child to publish", func() bool {
+		testenv.WaitFor(t, 30*time.Second, "the child to publish", func() bool {
 			return streamMsgs(t, nc, cfg.Streams.Events.Name) > before
 		})
 		time.Sleep(time.Duration(rnd.IntN(400)) * time.Millisecond)
@@ -140,7 +140,7 @@ func TestIngestSurvivesSIGKILL(t *testing.T) {
 	defer func() { _ = child.Process.Signal(os.Interrupt); _ = child.Wait() }()
 	all := emu.IDs().Threats
 	want := uint64(len(all) + len(wantChanges))
-	waitFor(t, 120*time.Second, fmt.Sprintf("%d events", want), func() bool {
+	testenv.WaitFor(t, 120*time.Second, fmt.Sprintf("%d events", want), func() bool {
 		return streamMsgs(t, nc, cfg.Streams.Events.Name) >= want
 	})
 	time.Sleep(3 * cfg.Consoles["main"].Ingest.Interval)

@@ -111,18 +111,6 @@ func checkExactlyOnce(t testing.TB, events []streamEvent, want []string) {
 	}
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func streamMsgs(t testing.TB, nc *nats.Conn, stream string) uint64 {
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -155,7 +143,7 @@ func TestIngestBacklogExactlyOnce(t *testing.T) {
 		t.Fatalf("emulator seeded %d threats", len(want))
 	}
 	checkTies(t, env.Emu, want)
-	waitFor(t, 120*time.Second, "the backlog in the stream", func() bool {
+	testenv.WaitFor(t, 120*time.Second, "the backlog in the stream", func() bool {
 		return streamMsgs(t, env.NC, env.Cfg.Streams.Events.Name) >= n
 	})
 	// One more poll must add nothing.
@@ -191,7 +179,7 @@ func waitPolls(t testing.TB, env *testenv.Env, k int) {
 	start := lastPoll(t, env)
 	seen := 0
 	prev := start
-	waitFor(t, 30*time.Second, fmt.Sprintf("%d more polls", k), func() bool {
+	testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("%d more polls", k), func() bool {
 		lp := lastPoll(t, env)
 		if lp.After(prev) {
 			seen++
@@ -219,7 +207,7 @@ func lastPoll(t testing.TB, env *testenv.Env) time.Time {
 func TestIngestChangesArriveWithinTwoIntervals(t *testing.T) {
 	env := testenv.Start(t, ingestOn, emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 5, Threats: 20}))
 	ids := env.Emu.IDs().Threats
-	waitFor(t, 20*time.Second, "the seeded threats", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "the seeded threats", func() bool {
 		return streamMsgs(t, env.NC, env.Cfg.Streams.Events.Name) >= uint64(len(ids))
 	})
 	interval := env.Cfg.Consoles["main"].Ingest.Interval
@@ -329,7 +317,7 @@ func TestIngestTwoReplicasHandOver(t *testing.T) {
 	a := testenv.Connector(t, cfg, connector.WithLeaseTTL(ttl))
 	b := testenv.Connector(t, cfg, connector.WithLeaseTTL(ttl))
 	nc := testenv.Conn(t, srv)
-	waitFor(t, 30*time.Second, "a leader", func() bool { return a.IngestLeader("main") != b.IngestLeader("main") })
+	testenv.WaitFor(t, 30*time.Second, "a leader", func() bool { return a.IngestLeader("main") != b.IngestLeader("main") })
 	leader, other := a, b
 	if b.IngestLeader("main") {
 		leader, other = b, a
@@ -339,10 +327,10 @@ func TestIngestTwoReplicasHandOver(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	leader.Conn().Close()
 	killed := time.Now()
-	waitFor(t, 3*ttl, "the other replica to take over", func() bool { return other.IngestLeader("main") })
+	testenv.WaitFor(t, 3*ttl, "the other replica to take over", func() bool { return other.IngestLeader("main") })
 	t.Logf("handover after %s (lease TTL %s)", time.Since(killed).Round(time.Millisecond), ttl)
 	added := emu.AddThreats(50, time.Time{})
-	waitFor(t, 30*time.Second, "every threat", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "every threat", func() bool {
 		return streamMsgs(t, nc, cfg.Streams.Events.Name) >= uint64(3000+len(added))
 	})
 	time.Sleep(cfg.Consoles["main"].Ingest.Interval * 3)
@@ -360,7 +348,7 @@ func TestIngestStopsOnRefusedToken(t *testing.T) {
 		c.Consoles["main"] = m
 	})
 	var s connector.IngestStatus
-	waitFor(t, 10*time.Second, "ingest.status to report the refused token", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "ingest.status to report the refused token", func() bool {
 		r := env.Call(t, "ingest.status", `{}`)
 		if r.Err != nil {
 			t.Fatal(r.Err)
@@ -402,7 +390,7 @@ func TestIngestBacksOffAndLosesNothing(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	env.Emu.ClearFaults()
 	want := env.Emu.IDs().Threats
-	waitFor(t, 60*time.Second, "every threat", func() bool {
+	testenv.WaitFor(t, 60*time.Second, "every threat", func() bool {
 		return streamMsgs(t, env.NC, env.Cfg.Streams.Events.Name) >= uint64(len(want))
 	})
 	waitPolls(t, env, 2)

@@ -181,7 +181,7 @@ func (m *monitors) outcomes() map[string][]monitorEvent {
 func (m *monitors) ended(id string, within time.Duration) monitorEvent {
 	m.t.Helper()
 	var got []monitorEvent
-	waitFor(m.t, within, "the outcome of monitor "+id, func() bool {
+	testenv.WaitFor(m.t, within, "the outcome of monitor "+id, func() bool {
 		got = m.outcomes()[id]
 		return len(got) > 0
 	})
@@ -280,7 +280,7 @@ func TestMonitorResolves(t *testing.T) {
 	if e.Data.ThreatID != threat || e.Data.StartedAt.IsZero() || !e.Data.EndedAt.After(e.Data.StartedAt) {
 		t.Errorf("event data %+v", e.Data)
 	}
-	waitFor(t, 5*time.Second, "the record to go", func() bool { return m.records() == 0 })
+	testenv.WaitFor(t, 5*time.Second, "the record to go", func() bool { return m.records() == 0 })
 	if l := m.list(`{}`); l.TotalItems != 0 {
 		t.Errorf("an ended monitor is listed: %+v", l)
 	}
@@ -342,7 +342,7 @@ func TestMonitorTimesOut(t *testing.T) {
 	if err := json.Unmarshal(e.Data.Threat, &th); err != nil || th.ID != threat {
 		t.Errorf("timed_out carries threat %s (%v)", e.Data.Threat, err)
 	}
-	waitFor(t, 5*time.Second, "the record to go", func() bool { return m.records() == 0 })
+	testenv.WaitFor(t, 5*time.Second, "the record to go", func() bool { return m.records() == 0 })
 }
 
 func TestMonitorCancel(t *testing.T) {
@@ -546,7 +546,7 @@ func TestMonitorExactlyOnceUnderRace(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, 10*time.Second, "every monitor to end", func() bool { return m.records() == 0 })
+	testenv.WaitFor(t, 10*time.Second, "every monitor to end", func() bool { return m.records() == 0 })
 	out := m.outcomes()
 	kinds := map[string]int{}
 	for i, id := range ids {
@@ -571,7 +571,7 @@ func TestMonitorsOnePollerAcrossReplicas(t *testing.T) {
 	cfg := testenv.Config(srv.ClientURL(), url)
 	a := testenv.Connector(t, cfg, connector.WithLeaseTTL(1500*time.Millisecond))
 	b := testenv.Connector(t, cfg, connector.WithLeaseTTL(1500*time.Millisecond))
-	waitFor(t, 10*time.Second, "a monitors leader", func() bool { return a.MonitorLeader("main") != b.MonitorLeader("main") })
+	testenv.WaitFor(t, 10*time.Second, "a monitors leader", func() bool { return a.MonitorLeader("main") != b.MonitorLeader("main") })
 	leader, other := a, b
 	if b.MonitorLeader("main") {
 		leader, other = b, a
@@ -590,7 +590,7 @@ func TestMonitorsOnePollerAcrossReplicas(t *testing.T) {
 	if err := leader.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the other replica to take over", func() bool { return other.MonitorLeader("main") })
+	testenv.WaitFor(t, 5*time.Second, "the other replica to take over", func() bool { return other.MonitorLeader("main") })
 	for _, th := range threats[:10] {
 		resolve(t, emu, th)
 	}
@@ -661,7 +661,7 @@ func BenchmarkMonitors(b *testing.B) {
 	default:
 	}
 	b.Logf("started %d monitors in %s", n, time.Since(start).Round(time.Millisecond))
-	waitFor(b, 30*time.Second, "every monitor listed", func() bool { return m.list(`{"limit":1}`).TotalItems == n })
+	testenv.WaitFor(b, 30*time.Second, "every monitor listed", func() bool { return m.list(`{"limit":1}`).TotalItems == n })
 	env.Emu.ResetRequests() // the emulator's log of the lookups is not the monitors'
 	heapAfter := heapInUse()
 	interval := time.Second
@@ -680,7 +680,7 @@ func BenchmarkMonitors(b *testing.B) {
 	for _, th := range threats[:100] {
 		resolve(b, env.Emu, th)
 	}
-	waitFor(b, 30*time.Second, "100 monitors to end", func() bool { return m.list(`{"limit":1}`).TotalItems == n-100 })
+	testenv.WaitFor(b, 30*time.Second, "100 monitors to end", func() bool { return m.list(`{"limit":1}`).TotalItems == n-100 })
 	took := time.Since(resolvedStart)
 	resolveCalls := monitorCalls(env.Emu)
 	b.ReportMetric(calls, "calls/interval")
@@ -740,7 +740,7 @@ func TestMonitorsSurviveSIGKILL(t *testing.T) {
 		toCancel = left
 	}
 	serving := func() {
-		waitFor(t, 20*time.Second, "the child to serve", func() bool {
+		testenv.WaitFor(t, 20*time.Second, "the child to serve", func() bool {
 			_, err := call(handlers.ActionMonitorsList, `{"limit":1}`, time.Second)
 			return err == nil
 		})
@@ -806,7 +806,7 @@ func TestMonitorsSurviveSIGKILL(t *testing.T) {
 		t.Fatalf("%d cancels failed on a running connector", len(toCancel))
 	}
 	t1 := time.Now()
-	waitFor(t, 20*time.Second, "every monitor to end", func() bool { return m.records() == 0 })
+	testenv.WaitFor(t, 20*time.Second, "every monitor to end", func() bool { return m.records() == 0 })
 	t.Logf("all ended after %s", time.Since(t1))
 	out := m.outcomes()
 	t.Logf("read after %s", time.Since(t1))

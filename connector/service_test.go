@@ -390,7 +390,7 @@ func TestTokenNeverLogged(t *testing.T) {
 	srv := testenv.NATSServer(t)
 	emu, url := testenv.Emulator(t)
 	cfg := testenv.Config(srv.ClientURL(), url)
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c, err := connector.New(cfg, log)
 	if err != nil {
@@ -428,22 +428,4 @@ func TestTokenNeverLogged(t *testing.T) {
 			t.Errorf("the API token appears in the %s", what)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

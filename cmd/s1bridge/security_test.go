@@ -19,19 +19,7 @@ import (
 // tokenServer starts a nats-server with JetStream that requires token.
 func tokenServer(t *testing.T, token string) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		NoSigs: true, NoLog: true, Authorization: token,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
+	return testenv.NATSServerWith(t, func(o *server.Options) { o.Authorization = token })
 }
 
 // TestCheckNeverPrintsSecrets runs `s1bridge check` with one console whose
@@ -134,7 +122,7 @@ consoles:
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var errb syncBuffer
+	var errb testenv.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"run", "--config", conf}, &errb, &errb) }()
 	stopped := false

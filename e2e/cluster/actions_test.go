@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/s1bridge/s1bridge/connector"
 	"github.com/s1bridge/s1bridge/handlers"
 	"github.com/s1bridge/s1bridge/internal/testenv"
 	"github.com/s1bridge/s1bridge/subjects"
@@ -128,7 +129,7 @@ func TestActionsSurviveServerLoss(t *testing.T) {
 				return
 			}
 			record(k, timedOut, sent, took, err.Error())
-		case errors.Is(err, nats.ErrNoResponders):
+		case errors.Is(err, connector.ErrNoResponders):
 			record(k, noResponders, sent, took, err.Error())
 		case err != nil:
 			record(k, wrong, sent, took, err.Error())
@@ -187,9 +188,9 @@ func TestActionsSurviveServerLoss(t *testing.T) {
 		}
 		return true
 	}
-	waitFor(t, 20*time.Second, "every action to be served", func() bool { return servedSince(time.Now().Add(-time.Hour)) })
+	testenv.WaitFor(t, 20*time.Second, "every action to be served", func() bool { return servedSince(time.Now().Add(-time.Hour)) })
 	warm := time.Now()
-	waitFor(t, 20*time.Second, "steady traffic", func() bool { return servedSince(warm) && counts[replied].Load() >= 100 })
+	testenv.WaitFor(t, 20*time.Second, "steady traffic", func() bool { return servedSince(warm) && counts[replied].Load() >= 100 })
 
 	// 1. The node the connector is connected to. 2. The events stream's
 	// leader (maybe the same node: the connector moved).
@@ -224,7 +225,7 @@ func TestActionsSurviveServerLoss(t *testing.T) {
 		cl.Restart(t, node)
 		waitRejoined(t, js, victim, 30*time.Second, eventsStream, stateStream, leaseStream, "KV_"+subjects.BucketMonitors)
 		rejoined := time.Since(restarted)
-		waitFor(t, deadline+slack+time.Second, "the requests in flight at the kill to end", func() bool {
+		testenv.WaitFor(t, deadline+slack+time.Second, "the requests in flight at the kill to end", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			for _, sent := range inflight {
@@ -287,7 +288,7 @@ func TestActionsSurviveServerLoss(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, 20*time.Second, "/healthz and /readyz to answer 200", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "/healthz and /readyz to answer 200", func() bool {
 		return httpOK(c.HTTPAddr(), "/healthz") && httpOK(c.HTTPAddr(), "/readyz")
 	})
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/connector"
-	"github.com/s1bridge/s1bridge/connector/ce"
 	"github.com/s1bridge/s1bridge/internal/testenv"
 	"github.com/s1bridge/s1bridge/subjects"
 )
@@ -53,18 +52,6 @@ func clientConn(t testing.TB, cl *testenv.Cluster) *nats.Conn {
 	return nc
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // streamInfo asks JetStream about stream, giving up after two seconds (a
 // stream without a leader does not answer).
 func streamInfo(js jetstream.JetStream, stream string) (*jetstream.StreamInfo, error) {
@@ -97,7 +84,7 @@ func checkReplicas(t testing.TB, js jetstream.JetStream, streams ...string) {
 func leaderOf(t testing.TB, js jetstream.JetStream, stream, not string, timeout time.Duration) string {
 	t.Helper()
 	leader := ""
-	waitFor(t, timeout, "a leader of "+stream, func() bool {
+	testenv.WaitFor(t, timeout, "a leader of "+stream, func() bool {
 		info, err := streamInfo(js, stream)
 		if err != nil || info.Cluster == nil {
 			return false
@@ -112,7 +99,7 @@ func leaderOf(t testing.TB, js jetstream.JetStream, stream, not string, timeout 
 func waitRejoined(t testing.TB, js jetstream.JetStream, node string, timeout time.Duration, streams ...string) {
 	t.Helper()
 	for _, name := range streams {
-		waitFor(t, timeout, fmt.Sprintf("%s to rejoin %s", node, name), func() bool {
+		testenv.WaitFor(t, timeout, fmt.Sprintf("%s to rejoin %s", node, name), func() bool {
 			info, err := streamInfo(js, name)
 			if err != nil || info.Cluster == nil {
 				return false
@@ -130,33 +117,15 @@ func waitRejoined(t testing.TB, js jetstream.JetStream, node string, timeout tim
 	}
 }
 
-// call sends one action request to console main as a binary CloudEvent
-// whose id it returns, with expirytime = ctx's deadline (what connector.Call
-// does, with the id kept so the reply's correlationid can be checked).
+// call sends one action request to console main (connector.Call, with
+// expirytime = ctx's deadline) and returns the request's id with the reply,
+// so that the reply's correlationid can be checked.
 func call(ctx context.Context, nc *nats.Conn, subj subjects.Subjects, action string, data []byte) (string, *connector.Reply, error) {
-	ev := ce.Event{
-		SpecVersion:     subjects.SpecVersion,
-		ID:              ce.NewID(),
-		Source:          "/test/cluster",
-		Type:            subjects.RequestType(action),
-		Time:            time.Now().UTC(),
-		DataContentType: subjects.ContentTypeJSON,
-		Extensions:      map[string]string{},
-		Data:            data,
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		ev.Extensions[subjects.ExtExpiryTime] = dl.UTC().Format(time.RFC3339Nano)
-	}
-	h, body, err := ce.Encode(ev, ce.ModeBinary)
+	r, err := connector.Call(ctx, nc, subj.Action("main", action), action, "/test/cluster", data)
 	if err != nil {
-		return ev.ID, nil, err
+		return "", nil, err
 	}
-	msg, err := nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: subj.Action("main", action), Header: h, Data: body})
-	if err != nil {
-		return ev.ID, nil, err
-	}
-	r, err := connector.ParseReply(msg)
-	return ev.ID, r, err
+	return r.RequestID, r, nil
 }
 
 // ingestStatus asks the connector for console main's ingestion progress.
@@ -193,7 +162,7 @@ func pollSince(nc *nats.Conn, subj subjects.Subjects, since time.Time) bool {
 // waitPollSince waits until pollSince holds.
 func waitPollSince(t testing.TB, nc *nats.Conn, subj subjects.Subjects, since time.Time, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, timeout, "a complete poll started after "+since.Format("15:04:05.000"), func() bool {
+	testenv.WaitFor(t, timeout, "a complete poll started after "+since.Format("15:04:05.000"), func() bool {
 		return pollSince(nc, subj, since)
 	})
 }

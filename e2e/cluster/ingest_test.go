@@ -62,7 +62,7 @@ func TestIngestionSurvivesLeaderLoss(t *testing.T) {
 		}
 		return info.State.Msgs
 	}
-	waitFor(t, 30*time.Second, "ingestion to publish", func() bool { return msgs() >= 300 })
+	testenv.WaitFor(t, 30*time.Second, "ingestion to publish", func() bool { return msgs() >= 300 })
 
 	// Kill the leader of the events stream, then (the first node back) the
 	// leader of the state bucket, each while ingestion publishes.
@@ -102,7 +102,7 @@ func TestIngestionSurvivesLeaderLoss(t *testing.T) {
 	// Hand ingestion over to the other replica, as a rolling upgrade does:
 	// the successor loads the states from KV and resumes from the
 	// watermark, so what the failures above left unfinished must be there.
-	waitFor(t, 20*time.Second, "an ingestion leader", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "an ingestion leader", func() bool {
 		return replicas[0].IngestLeader("main") || replicas[1].IngestLeader("main")
 	})
 	leading, next := replicas[0], replicas[1]
@@ -116,7 +116,7 @@ func TestIngestionSurvivesLeaderLoss(t *testing.T) {
 	if err != nil {
 		t.Fatalf("stop the leading replica: %v", err)
 	}
-	waitFor(t, 20*time.Second, "the other replica to lead ingestion", func() bool { return next.IngestLeader("main") })
+	testenv.WaitFor(t, 20*time.Second, "the other replica to lead ingestion", func() bool { return next.IngestLeader("main") })
 	tookOver := time.Since(handed)
 	// The console goes on changing under the new leader, past its first
 	// poll (which reads again behind the watermark).

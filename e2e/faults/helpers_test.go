@@ -193,18 +193,6 @@ func noLeak(t *testing.T, limit, maxConns int, timeout time.Duration) (int, int)
 	}
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // ingestStatus asks ingest.status.
 func (r *rig) ingestStatus() (connector.IngestStatus, error) {
 	var s connector.IngestStatus
@@ -221,7 +209,7 @@ func (r *rig) waitPolls(k int) {
 	r.t.Helper()
 	var prev time.Time
 	seen := -1
-	waitFor(r.t, 30*time.Second, fmt.Sprintf("%d more polls", k), func() bool {
+	testenv.WaitFor(r.t, 30*time.Second, fmt.Sprintf("%d more polls", k), func() bool {
 		s, err := r.ingestStatus()
 		if err != nil || s.LastPollAt == nil {
 			return false
@@ -240,7 +228,7 @@ func (r *rig) waitPolls(k int) {
 // duplicate would show.
 func (r *rig) caughtUp(quiet time.Time, timeout time.Duration) faults.Report {
 	r.t.Helper()
-	waitFor(r.t, timeout, "a complete poll that began after the console went quiet", func() bool {
+	testenv.WaitFor(r.t, timeout, "a complete poll that began after the console went quiet", func() bool {
 		s, err := r.ingestStatus()
 		if err != nil || s.LastPollAt == nil || s.LagSeconds == nil {
 			return false

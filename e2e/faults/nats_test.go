@@ -75,7 +75,7 @@ func TestNATSRestartDuringActions(t *testing.T) {
 	// Wait for the first success of a request sent after the restart, then
 	// keep the traffic going a little longer.
 	var recovered time.Time
-	waitFor(t, 30*time.Second, "a request sent after the restart to succeed", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "a request sent after the restart to succeed", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, o := range all {
@@ -168,19 +168,19 @@ func TestNATSRestartDuringIngestion(t *testing.T) {
 	var restarts []string
 	for i, down := range []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond} {
 		before := streamMsgs(r)
-		waitFor(t, 60*time.Second, "ingestion to publish", func() bool { return streamMsgs(r) > before+300 })
+		testenv.WaitFor(t, 60*time.Second, "ingestion to publish", func() bool { return streamMsgs(r) > before+300 })
 		n := streamMsgs(r)
 		r.restartNATS(down)
 		restarts = append(restarts, fmt.Sprintf("restart %d at %d events, down %s", i+1, n, down))
 	}
-	waitFor(t, 30*time.Second, "both replicas to reconnect", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "both replicas to reconnect", func() bool {
 		return r.conns[0].Conn().IsConnected() && r.conns[1].Conn().IsConnected()
 	})
 	stop.Store(true)
 	wg.Wait()
 	quiet := time.Now()
 	rep := r.caughtUp(quiet, 90*time.Second)
-	waitFor(t, 10*time.Second, "exactly one replica to lead ingestion", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "exactly one replica to lead ingestion", func() bool {
 		return r.conns[0].IngestLeader("main") != r.conns[1].IngestLeader("main")
 	})
 	sort.Strings(restarts)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/emulator"
+	"github.com/s1bridge/s1bridge/internal/testenv"
 )
 
 // stormAction is one kind of request the callers send, with the upstream
@@ -161,7 +162,7 @@ func TestUpstreamStorm(t *testing.T) {
 		// Four seconds, and until ingestion has felt the storm.
 		stormed := time.Now()
 		time.Sleep(4 * time.Second)
-		waitFor(t, 15*time.Second, "an ingestion poll to fail", func() bool {
+		testenv.WaitFor(t, 15*time.Second, "an ingestion poll to fail", func() bool {
 			return metric(t, r.conns[0], failedPolls) > failedBefore
 		})
 		t.Logf("storm of %s; %.0f ingestion polls failed", time.Since(stormed).Round(time.Millisecond), metric(t, r.conns[0], failedPolls)-failedBefore)

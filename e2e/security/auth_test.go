@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/s1bridge/s1bridge/connector"
+	"github.com/s1bridge/s1bridge/internal/testenv"
 )
 
 // newUser returns a new user key pair and its seed.
@@ -54,7 +55,7 @@ func TestNKey(t *testing.T) {
 	dir := t.TempDir()
 	user, seed := newUser(t)
 	writeSecret(t, filepath.Join(dir, "s1bridge.nk"), seed)
-	s := natsServer(t, func(o *server.Options) {
+	s := testenv.NATSServerWith(t, func(o *server.Options) {
 		o.Nkeys = []*server.NkeyUser{{Nkey: publicKey(t, user)}}
 	})
 	emu := emulatorURL(t)
@@ -190,7 +191,7 @@ func TestCreds(t *testing.T) {
 	dir := t.TempDir()
 	op := newOperator(t)
 	acct := op.account(t, "SOAR", true)
-	s := natsServer(t, op.server)
+	s := testenv.NATSServerWith(t, op.server)
 	emu := emulatorURL(t)
 	creds(t, dir, "s1bridge", acct, nil)
 	soar := creds(t, dir, "soar", acct, nil)
@@ -219,7 +220,7 @@ func TestCredsPermissionDenied(t *testing.T) {
 	dir := t.TempDir()
 	op := newOperator(t)
 	acct := op.account(t, "SOAR", true)
-	s := natsServer(t, op.server)
+	s := testenv.NATSServerWith(t, op.server)
 	creds(t, dir, "s1bridge", acct, func(uc *jwt.UserClaims) { uc.Sub.Deny.Add("s1.main.action.>") })
 	soar := creds(t, dir, "soar", acct, nil)
 	cfg := loadConfig(t, dir, fmt.Sprintf(`{url: %q, creds_file: s1bridge.creds}`, s.ClientURL()), emulatorURL(t))

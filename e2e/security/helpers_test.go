@@ -27,29 +27,6 @@ import (
 // ingestion must publish them all through the connection under test.
 const seededThreats = 3
 
-// natsServer starts a nats-server with JetStream on a random loopback port
-// and its store under t.TempDir(), with edit applied to its options.
-func natsServer(t *testing.T, edit func(*server.Options)) *server.Server {
-	t.Helper()
-	o := &server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		NoSigs: true, NoLog: true, MaxPayload: 8 << 20,
-	}
-	if edit != nil {
-		edit(o)
-	}
-	s, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
-}
-
 // emulatorURL starts an emulator accepting testenv.Token with a few threats.
 func emulatorURL(t *testing.T) string {
 	t.Helper()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/s1bridge/s1bridge/internal/testenv"
 )
 
 // tlsServer makes a nats-server require TLS with the server certificate of
@@ -56,7 +57,7 @@ func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	p := newPKI(t, dir, "nats")
 	other := newPKI(t, t.TempDir(), "other")
-	s := natsServer(t, tlsServer(t, p, false))
+	s := testenv.NATSServerWith(t, tlsServer(t, p, false))
 	emu := emulatorURL(t)
 	if !strings.HasPrefix(s.ClientURL(), "tls://") {
 		t.Fatalf("server URL %s: TLS is not required", s.ClientURL())
@@ -82,7 +83,7 @@ func TestTLS(t *testing.T) {
 		wantError(t, err, "certificate signed by unknown authority", "nats.tls.ca_file")
 	})
 	t.Run("server without TLS", func(t *testing.T) {
-		plain := natsServer(t, nil)
+		plain := testenv.NATSServerWith(t, nil)
 		url := strings.Replace(plain.ClientURL(), "nats://", "tls://", 1)
 		cfg := loadConfig(t, dir, fmt.Sprintf(`{url: %q, tls: {ca_file: nats-ca.pem}}`, url), emu)
 		err := refusedQuickly(t, cfg)
@@ -94,7 +95,7 @@ func TestMutualTLS(t *testing.T) {
 	dir := t.TempDir()
 	p := newPKI(t, dir, "nats")
 	other := newPKI(t, t.TempDir(), "other")
-	s := natsServer(t, tlsServer(t, p, true))
+	s := testenv.NATSServerWith(t, tlsServer(t, p, true))
 	emu := emulatorURL(t)
 
 	cfg := loadConfig(t, dir, fmt.Sprintf(`{url: %q, tls: {ca_file: nats-ca.pem, cert_file: nats-client.pem, key_file: nats-client-key.pem}}`, s.ClientURL()), emu)

@@ -10,7 +10,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,24 +27,6 @@ import (
 // refusedToken is the token of console "refused", which the emulator does
 // not accept: a real 401, not an injected one.
 const refusedToken = "refused-token-3c8e41d07b"
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // panicAction is a handler with a bug that panics with a value holding a
 // token, the worst a panic can carry. The panic is real: it unwinds through
@@ -80,7 +61,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 	cfg.Consoles["main"], cfg.Consoles["refused"] = main, refused
 	secrets := []string{testenv.Token, refusedToken}
 
-	var raw, redacted syncBuffer
+	var raw, redacted testenv.SyncBuffer
 	debug := &slog.HandlerOptions{Level: slog.LevelDebug}
 	log := slog.New(slog.NewMultiHandler(
 		slog.NewJSONHandler(&raw, debug),
@@ -235,8 +216,8 @@ func TestNATSCredentialsNeverShown(t *testing.T) {
 		wrongPassword = "wrong-password-9d2c7a"
 		wrongToken    = "wrong-nats-token-51b0e3"
 	)
-	users := natsServer(t, func(o *server.Options) { o.Username, o.Password = "s1bridge", "right-password" })
-	tokens := natsServer(t, func(o *server.Options) { o.Authorization = "right-token" })
+	users := testenv.NATSServerWith(t, func(o *server.Options) { o.Username, o.Password = "s1bridge", "right-password" })
+	tokens := testenv.NATSServerWith(t, func(o *server.Options) { o.Authorization = "right-token" })
 	// A list of two URLs of the same server, the second with the secret:
 	// redaction must cover every URL of the list. (Both are refused, so the
 	// error is the refusal whichever nats.go tries last.)
@@ -264,7 +245,7 @@ func TestNATSCredentialsNeverShown(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testenv.Config("nats://unused:4222", emu)
 			tc.edit(&cfg.NATS)
-			var logs syncBuffer
+			var logs testenv.SyncBuffer
 			c, err := connector.New(cfg, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 			if err != nil {
 				t.Fatal(err)

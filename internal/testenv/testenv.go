@@ -33,10 +33,22 @@ func NATSServer(t testing.TB) *server.Server {
 // its store in dir, so a test can restart it on the same port and store.
 func NATSServerAt(t testing.TB, port int, dir string) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir,
+	return NATSServerWith(t, func(o *server.Options) { o.Port, o.StoreDir = port, dir })
+}
+
+// NATSServerWith starts a nats-server with JetStream on a random loopback
+// port, its store under t.TempDir() and an 8 MB max payload, with edit
+// applied to those options (authentication, TLS, accounts ...).
+func NATSServerWith(t testing.TB, edit func(*server.Options)) *server.Server {
+	t.Helper()
+	o := &server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
 		NoSigs: true, NoLog: true, MaxPayload: 8 << 20,
-	})
+	}
+	if edit != nil {
+		edit(o)
+	}
+	s, err := server.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
