@@ -48,7 +48,7 @@ func runChild() int {
 	defer stop()
 	cfg := testenv.Config(os.Getenv(envChildNATS), os.Getenv(envChildEmu))
 	if os.Getenv(envChild) != childMonitors {
-		ingestOn(cfg)
+		testenv.IngestOn(cfg)
 	}
 	log := slog.New(slog.DiscardHandler)
 	if os.Getenv("S1BRIDGE_TEST_LOG") != "" {
@@ -104,17 +104,17 @@ func TestIngestSurvivesSIGKILL(t *testing.T) {
 	for round := range 10 {
 		// Kill at a random point while the child is publishing: wait until
 		// it took the lease and the stream grows, then a little more.
-		before := streamMsgs(t, nc, cfg.Streams.Events.Name)
+		before := testenv.StreamMsgs(nc, cfg.Streams.Events.Name)
 		child := startChild(t, srv.ClientURL(), emuURL)
 		testenv.WaitFor(t, 30*time.Second, "the child to publish", func() bool {
-			return streamMsgs(t, nc, cfg.Streams.Events.Name) > before
+			return testenv.StreamMsgs(nc, cfg.Streams.Events.Name) > before
 		})
 		time.Sleep(time.Duration(rnd.IntN(400)) * time.Millisecond)
 		if err := child.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
 		_ = child.Wait()
-		n := streamMsgs(t, nc, cfg.Streams.Events.Name)
+		n := testenv.StreamMsgs(nc, cfg.Streams.Events.Name)
 		t.Logf("round %d: killed; stream holds %d events", round, n)
 		emu.AddThreats(20, time.Time{})
 		for range 20 {
@@ -141,7 +141,7 @@ func TestIngestSurvivesSIGKILL(t *testing.T) {
 	all := emu.IDs().Threats
 	want := uint64(len(all) + len(wantChanges))
 	testenv.WaitFor(t, 120*time.Second, fmt.Sprintf("%d events", want), func() bool {
-		return streamMsgs(t, nc, cfg.Streams.Events.Name) >= want
+		return testenv.StreamMsgs(nc, cfg.Streams.Events.Name) >= want
 	})
 	time.Sleep(3 * cfg.Consoles["main"].Ingest.Interval)
 	events := readStream(t, nc, cfg.Streams.Events.Name)

@@ -111,40 +111,16 @@ func checkExactlyOnce(t testing.TB, events []streamEvent, want []string) {
 	}
 }
 
-func streamMsgs(t testing.TB, nc *nats.Conn, stream string) uint64 {
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		return 0
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0
-	}
-	return info.State.Msgs
-}
-
-func ingestOn(c *config.Config) {
-	m := c.Consoles["main"]
-	m.Ingest.Enabled = true
-	m.Ingest.FirstFetch = 20 * 365 * 24 * time.Hour
-	m.Ingest.Interval = 300 * time.Millisecond
-	m.Ingest.Overlap = 5 * time.Minute
-	c.Consoles["main"] = m
-}
-
 func TestIngestBacklogExactlyOnce(t *testing.T) {
 	const n = 25000
-	env := testenv.Start(t, ingestOn, emulator.WithSizes(emulator.Sizes{Sites: 2, GroupsPerSite: 2, Agents: 50, Threats: n}))
+	env := testenv.Start(t, testenv.IngestOn, emulator.WithSizes(emulator.Sizes{Sites: 2, GroupsPerSite: 2, Agents: 50, Threats: n}))
 	want := env.Emu.IDs().Threats
 	if len(want) != n {
 		t.Fatalf("emulator seeded %d threats", len(want))
 	}
 	checkTies(t, env.Emu, want)
 	testenv.WaitFor(t, 120*time.Second, "the backlog in the stream", func() bool {
-		return streamMsgs(t, env.NC, env.Cfg.Streams.Events.Name) >= n
+		return testenv.StreamMsgs(env.NC, env.Cfg.Streams.Events.Name) >= n
 	})
 	// One more poll must add nothing.
 	waitPolls(t, env, 2)
@@ -205,10 +181,10 @@ func lastPoll(t testing.TB, env *testenv.Env) time.Time {
 }
 
 func TestIngestChangesArriveWithinTwoIntervals(t *testing.T) {
-	env := testenv.Start(t, ingestOn, emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 5, Threats: 20}))
+	env := testenv.Start(t, testenv.IngestOn, emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 5, Threats: 20}))
 	ids := env.Emu.IDs().Threats
 	testenv.WaitFor(t, 20*time.Second, "the seeded threats", func() bool {
-		return streamMsgs(t, env.NC, env.Cfg.Streams.Events.Name) >= uint64(len(ids))
+		return testenv.StreamMsgs(env.NC, env.Cfg.Streams.Events.Name) >= uint64(len(ids))
 	})
 	interval := env.Cfg.Consoles["main"].Ingest.Interval
 	// A threat that is unresolved, undefined and not mitigated, so that each
@@ -284,7 +260,7 @@ func TestIngestChangesArriveWithinTwoIntervals(t *testing.T) {
 
 func TestIngestLateIndexedThreats(t *testing.T) {
 	clock := newClock(time.Now().UTC())
-	env := testenv.Start(t, ingestOn, emulator.WithClock(clock.Now), emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 5, Threats: 10}))
+	env := testenv.Start(t, testenv.IngestOn, emulator.WithClock(clock.Now), emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 5, Threats: 10}))
 	waitPolls(t, env, 2)
 	// Threats updated a minute ago but indexed only in a few seconds: the
 	// watermark passes them, the overlap must still find them.
@@ -312,7 +288,7 @@ func TestIngestTwoReplicasHandOver(t *testing.T) {
 	srv := testenv.NATSServer(t)
 	emu, url := testenv.Emulator(t, emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 10, Threats: 3000}))
 	cfg := testenv.Config(srv.ClientURL(), url)
-	ingestOn(cfg)
+	testenv.IngestOn(cfg)
 	ttl := 1500 * time.Millisecond
 	a := testenv.Connector(t, cfg, connector.WithLeaseTTL(ttl))
 	b := testenv.Connector(t, cfg, connector.WithLeaseTTL(ttl))
@@ -331,7 +307,7 @@ func TestIngestTwoReplicasHandOver(t *testing.T) {
 	t.Logf("handover after %s (lease TTL %s)", time.Since(killed).Round(time.Millisecond), ttl)
 	added := emu.AddThreats(50, time.Time{})
 	testenv.WaitFor(t, 30*time.Second, "every threat", func() bool {
-		return streamMsgs(t, nc, cfg.Streams.Events.Name) >= uint64(3000+len(added))
+		return testenv.StreamMsgs(nc, cfg.Streams.Events.Name) >= uint64(3000+len(added))
 	})
 	time.Sleep(cfg.Consoles["main"].Ingest.Interval * 3)
 	events := readStream(t, nc, cfg.Streams.Events.Name)
@@ -342,7 +318,7 @@ func TestIngestTwoReplicasHandOver(t *testing.T) {
 
 func TestIngestStopsOnRefusedToken(t *testing.T) {
 	env := testenv.Start(t, func(c *config.Config) {
-		ingestOn(c)
+		testenv.IngestOn(c)
 		m := c.Consoles["main"]
 		m.APIToken = config.NewSecret("not-the-token")
 		c.Consoles["main"] = m
@@ -379,7 +355,7 @@ func TestIngestStopsOnRefusedToken(t *testing.T) {
 }
 
 func TestIngestBacksOffAndLosesNothing(t *testing.T) {
-	env := testenv.Start(t, ingestOn, emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 5, Threats: 2500}))
+	env := testenv.Start(t, testenv.IngestOn, emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 5, Threats: 2500}))
 	if err := env.Emu.Inject(emulator.Fault{Kind: emulator.FaultServerError, Path: "/threats", Rate: 0.5}); err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +367,7 @@ func TestIngestBacksOffAndLosesNothing(t *testing.T) {
 	env.Emu.ClearFaults()
 	want := env.Emu.IDs().Threats
 	testenv.WaitFor(t, 60*time.Second, "every threat", func() bool {
-		return streamMsgs(t, env.NC, env.Cfg.Streams.Events.Name) >= uint64(len(want))
+		return testenv.StreamMsgs(env.NC, env.Cfg.Streams.Events.Name) >= uint64(len(want))
 	})
 	waitPolls(t, env, 2)
 	checkExactlyOnce(t, readStream(t, env.NC, env.Cfg.Streams.Events.Name), want)

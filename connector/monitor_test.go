@@ -493,7 +493,7 @@ func TestMonitorsListPages(t *testing.T) {
 // TestMonitorEndsFromIngestion: when ingestion publishes the resolution,
 // the monitor ends without a call of its own.
 func TestMonitorEndsFromIngestion(t *testing.T) {
-	env, m := startMonitorEnv(t, ingestOn)
+	env, m := startMonitorEnv(t, testenv.IngestOn)
 	threat := env.Emu.AddThreats(1, time.Time{})[0]
 	waitPolls(t, env, 2) // ingestion has seen the threat
 	// Its first poll would be in an hour.

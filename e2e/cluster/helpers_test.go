@@ -28,14 +28,11 @@ func clusterConfig(cl *testenv.Cluster, emuURL string) *config.Config {
 	return cfg
 }
 
-// ingestOn turns ingestion on with a short interval, a first fetch that
-// reaches every seeded threat, and a short overlap: every poll reads again
-// the threats changed within it, and the tests change many.
+// ingestOn turns ingestion on (testenv.IngestOn) with a short overlap: every
+// poll reads again the threats changed within it, and the tests change many.
 func ingestOn(c *config.Config, pageSize int) {
+	testenv.IngestOn(c)
 	m := c.Consoles["main"]
-	m.Ingest.Enabled = true
-	m.Ingest.FirstFetch = 20 * 365 * 24 * time.Hour
-	m.Ingest.Interval = 300 * time.Millisecond
 	m.Ingest.Overlap = 10 * time.Second
 	m.Ingest.PageSize = pageSize
 	c.Consoles["main"] = m

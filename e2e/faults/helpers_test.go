@@ -98,17 +98,6 @@ func (r *rig) restartNATS(down time.Duration) {
 // subject is the action subject of console main.
 func (r *rig) subject(action string) string { return r.conns[0].Subjects().Action("main", action) }
 
-// ingestOn turns ingestion on with a quick interval and a first fetch that
-// reaches every seeded threat.
-func ingestOn(c *config.Config) {
-	m := c.Consoles["main"]
-	m.Ingest.Enabled = true
-	m.Ingest.FirstFetch = 20 * 365 * 24 * time.Hour
-	m.Ingest.Interval = 300 * time.Millisecond
-	m.Ingest.Overlap = 5 * time.Minute
-	c.Consoles["main"] = m
-}
-
 // outcome is what one action request came to.
 type outcome struct {
 	action string

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/connector"
@@ -140,7 +139,7 @@ func TestNATSRestartDuringActions(t *testing.T) {
 func TestNATSRestartDuringIngestion(t *testing.T) {
 	r := newRig(t, emulator.Sizes{Sites: 1, GroupsPerSite: 2, Agents: 20, Threats: 2500}, 2,
 		func(c *config.Config) {
-			ingestOn(c)
+			testenv.IngestOn(c)
 			m := c.Consoles["main"]
 			m.Ingest.PageSize = 200
 			c.Consoles["main"] = m
@@ -167,9 +166,9 @@ func TestNATSRestartDuringIngestion(t *testing.T) {
 	}()
 	var restarts []string
 	for i, down := range []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond} {
-		before := streamMsgs(r)
-		testenv.WaitFor(t, 60*time.Second, "ingestion to publish", func() bool { return streamMsgs(r) > before+300 })
-		n := streamMsgs(r)
+		before := testenv.StreamMsgs(r.nc, r.cfg.Streams.Events.Name)
+		testenv.WaitFor(t, 60*time.Second, "ingestion to publish", func() bool { return testenv.StreamMsgs(r.nc, r.cfg.Streams.Events.Name) > before+300 })
+		n := testenv.StreamMsgs(r.nc, r.cfg.Streams.Events.Name)
 		r.restartNATS(down)
 		restarts = append(restarts, fmt.Sprintf("restart %d at %d events, down %s", i+1, n, down))
 	}
@@ -185,26 +184,6 @@ func TestNATSRestartDuringIngestion(t *testing.T) {
 	})
 	sort.Strings(restarts)
 	t.Logf("%v; caught up %s after the console went quiet: %s (stream %s)", restarts, time.Since(quiet).Round(time.Millisecond), rep, stream)
-}
-
-// streamMsgs is the number of messages in the events stream, 0 when it
-// cannot be read (the server is restarting).
-func streamMsgs(r *rig) uint64 {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	js, err := jetstream.New(r.nc)
-	if err != nil {
-		return 0
-	}
-	s, err := js.Stream(ctx, r.cfg.Streams.Events.Name)
-	if err != nil {
-		return 0
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0
-	}
-	return info.State.Msgs
 }
 
 // TestNATSNotUpAtStart starts the connector before its nats-server: Start

@@ -60,7 +60,7 @@ func TestUpstreamStorm(t *testing.T) {
 	r := newRig(t, emulator.Sizes{Sites: 1, GroupsPerSite: 2, Agents: 20, Threats: 1000, Alerts: 30, Activities: 40, Restrictions: 4}, 1,
 		func(c *config.Config) {
 			quickConsole(c)
-			ingestOn(c)
+			testenv.IngestOn(c)
 			m := c.Consoles["main"]
 			m.Ingest.PageSize = 250
 			c.Consoles["main"] = m
