@@ -283,7 +283,10 @@ func TestQueueGroupSpreadsRequests(t *testing.T) {
 	}
 }
 
-func TestGracefulStopFinishesInFlight(t *testing.T) {
+// startUnmanaged starts a connector with the test actions that the test
+// itself stops (no cleanup does), and a client connection to its server.
+func startUnmanaged(t *testing.T) (*connector.Connector, *nats.Conn) {
+	t.Helper()
 	srv := testenv.NATSServer(t)
 	_, url := testenv.Emulator(t)
 	cfg := testenv.Config(srv.ClientURL(), url)
@@ -294,7 +297,11 @@ func TestGracefulStopFinishesInFlight(t *testing.T) {
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	nc := testenv.Conn(t, srv)
+	return c, testenv.Conn(t, srv)
+}
+
+func TestGracefulStopFinishesInFlight(t *testing.T) {
+	c, nc := startUnmanaged(t)
 	done := make(chan *connector.Reply, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -322,24 +329,14 @@ func TestGracefulStopFinishesInFlight(t *testing.T) {
 	// Stopped: nobody serves the subject any more.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, err = connector.Call(ctx, nc, c.Subjects().Action("main", "agents.list"), "agents.list", "/test", nil)
+	_, err := connector.Call(ctx, nc, c.Subjects().Action("main", "agents.list"), "agents.list", "/test", nil)
 	if !errors.Is(err, connector.ErrNoResponders) {
 		t.Errorf("after stop: %v, want no responders", err)
 	}
 }
 
 func TestDrainTimeoutCancelsWith503(t *testing.T) {
-	srv := testenv.NATSServer(t)
-	_, url := testenv.Emulator(t)
-	cfg := testenv.Config(srv.ClientURL(), url)
-	c, err := connector.New(cfg, testenv.Logger(t), withTestActions()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	nc := testenv.Conn(t, srv)
+	c, nc := startUnmanaged(t)
 	done := make(chan *connector.Reply, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
