@@ -6,12 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"log/slog"
-
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/emulator"
 	"github.com/s1bridge/s1bridge/subjects"
 )
@@ -21,40 +17,9 @@ import (
 // leaves), then changes the threat: the change must still be published,
 // once, and the threat must not be announced as created again.
 func TestIngestRecoversStateLostAfterPublish(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	defer srv.Shutdown()
-	emu, err := emulator.New(emulator.WithToken("tok"), emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 2, Threats: 3}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	es, err := emu.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer es.Close()
-	cfg := config.Default()
-	cfg.NATS.URL = srv.ClientURL()
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	mc := config.DefaultConsole()
-	mc.URL, mc.APIToken, mc.Ingest.Enabled = es.URL(), config.NewSecret("tok"), false
-	cfg.Consoles = map[string]config.Console{"main": mc}
-	c, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, emu := startInternal(t, 3, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop(context.Background())
 
 	in := c.ingesters["main"]
 	in.cfg.FirstFetch = 24 * 365 * time.Hour
@@ -87,7 +52,7 @@ func TestIngestRecoversStateLostAfterPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	js, _ := jetstream.New(c.nc)
-	s, _ := js.Stream(ctx, cfg.Streams.Events.Name)
+	s, _ := js.Stream(ctx, c.cfg.Streams.Events.Name)
 	info, _ := s.Info(ctx, jetstream.WithSubjectFilter(c.subj.ConsoleEvents("main")))
 	counts := info.State.Subjects
 	created := c.subj.ThreatEvent("main", id, subjects.KindCreated, "")

@@ -1,13 +1,10 @@
 package connector
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/s1bridge/s1bridge/config"
@@ -190,40 +187,5 @@ func TestMonitorClaimLosesToCancel(t *testing.T) {
 // TTL 1s) on a new NATS server and emulator; edit adjusts the configuration.
 func startForMonitors(t *testing.T, edit func(*config.Config)) (*Connector, *emulator.Emulator) {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(srv.Shutdown)
-	emu, err := emulator.New(emulator.WithToken("tok"), emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 2, Threats: 0}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	es, err := emu.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { es.Close() })
-	cfg := config.Default()
-	cfg.NATS.URL = srv.ClientURL()
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	mc := config.DefaultConsole()
-	mc.URL, mc.APIToken, mc.Ingest.Enabled = es.URL(), config.NewSecret("tok"), false
-	cfg.Consoles = map[string]config.Console{"main": mc}
-	edit(cfg)
-	c, err := New(cfg, slog.New(slog.DiscardHandler), WithLeaseTTL(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop(context.Background()) })
-	return c, emu
+	return startInternal(t, 0, edit, WithLeaseTTL(time.Second))
 }
