@@ -31,7 +31,11 @@ const (
 )
 
 // Endpoint paths below APIPrefix. PathHashes is followed by the SHA1 and
-// /verdict or /reputation.
+// /verdict or /reputation. They repeat the client's on purpose: the
+// emulator stands for SentinelOne and takes its paths from the Swagger
+// subset, not from the client it checks (the swagger tests in sentinelone
+// and connector hold the client's requests, as the emulator recorded them,
+// to that file).
 const (
 	PathSystemInfo           = "/system/info"
 	PathHashes               = "/hashes/"
