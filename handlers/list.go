@@ -178,7 +178,12 @@ func collect(ctx context.Context, env *Env, p ListParams, extraKey string, fetch
 	limit, cursor := p.PageSize(), p.Cursor
 	used := 0 // encoded bytes of the items taken, commas included
 	shrunk := false
-	seen := map[string]bool{cursor: true}
+	// The cursors followed so far: a console that hands one out again
+	// would loop. The first page's cursor is "" only when there is none.
+	seen := map[string]bool{}
+	if cursor != "" {
+		seen[cursor] = true
+	}
 	for {
 		page, err := fetch(ctx, limit, cursor)
 		if err != nil {
@@ -222,7 +227,7 @@ func collect(ctx context.Context, env *Env, p ListParams, extraKey string, fetch
 		// After a shrunk page the reply is as full as the bound allows:
 		// the next item did not fit, so the next page would not either.
 		if !p.All || page.next == "" || len(items) == 0 || shrunk || seen[page.next] {
-			if seen[page.next] {
+			if page.next != "" && seen[page.next] {
 				env.log().LogAttrs(ctx, slog.LevelWarn, "SentinelOne repeated a cursor; list stopped", slog.String("cursor", page.next))
 				page.next = ""
 			}

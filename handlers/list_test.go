@@ -1,8 +1,10 @@
 package handlers
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -247,5 +249,42 @@ func TestPageSize(t *testing.T) {
 		if got := tc.p.PageSize(); got != tc.want {
 			t.Errorf("%+v: %d, want %d", tc.p, got, tc.want)
 		}
+	}
+}
+
+// TestListWarnsOnlyOnARepeatedCursor captures the logs of lists that end
+// normally, in one page or several, with and without all: none may warn
+// that SentinelOne repeated a cursor. A console that does repeat one is
+// still warned about, once, and the list stops there.
+func TestListWarnsOnlyOnARepeatedCursor(t *testing.T) {
+	const warning = "repeated a cursor"
+	c, _ := threatsConsole(t, 25, 10)
+	for _, req := range []string{`{}`, `{"limit":100}`, `{"all":true}`, `{"limit":10}`, `{"limit":10,"all":true}`, `{"limit":100,"all":true}`} {
+		var logs bytes.Buffer // the handler and its client log from this goroutine
+		env := c.env()
+		env.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		mustRun(t, env, ActionThreatsList, req, nil)
+		if strings.Contains(logs.String(), warning) {
+			t.Errorf("threats.list %s logged a false warning:\n%s", req, logs.String())
+		}
+	}
+
+	loop := newConsole(t)
+	loop.handle("GET /threats", func(w http.ResponseWriter, _ *http.Request, _ call) {
+		writeJSON(w, http.StatusOK, `{"data":[`+threatJSON(id(1), 0)+`],"pagination":{"nextCursor":"same","totalItems":9}}`)
+	})
+	var logs bytes.Buffer
+	env := loop.env()
+	env.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	var got listResult
+	mustRun(t, env, ActionThreatsList, `{"all":true}`, &got)
+	if n := strings.Count(logs.String(), warning); n != 1 {
+		t.Errorf("a console repeating its cursor logged %d warnings, want 1:\n%s", n, logs.String())
+	}
+	if calls := len(loop.callsTo("GET /threats")); calls != 2 {
+		t.Errorf("%d calls to a console repeating its cursor, want 2 (the first page and the repeat)", calls)
+	}
+	if got.NextCursor != nil {
+		t.Errorf("nextCursor %q after a repeated cursor, want null", *got.NextCursor)
 	}
 }

@@ -51,10 +51,13 @@ func (a *attrs) set(i int, v string) {
 // Plain events come back with only Data and Mode set.
 //
 // Every error is a *FieldError and matches ErrInvalid; the Event returned
-// with it has only Mode set, to the mode the message was read in (zero when
-// none could be chosen), so that the error reply can follow the request's
-// mode (DESIGN.md §8). The returned Event may share memory with data; see
-// Event.
+// with it has only Mode and ID set: Mode to the mode the message was read in
+// (zero when none could be chosen), so that the error reply can follow the
+// request's mode (DESIGN.md §8), and ID to the request's id whenever it can
+// be read on its own (a single valid ce-id header in binary mode, a string
+// id member of a well-formed structured event), so that the error reply
+// carries it as correlationid. The returned Event may share memory with
+// data; see Event.
 func Decode(header nats.Header, data []byte) (Event, error) {
 	var (
 		ct     string
@@ -78,29 +81,73 @@ func Decode(header nats.Header, data []byte) (Event, error) {
 			ct, hasCT = vs[0], true
 		}
 	}
-	if hasCT {
-		mt := mediaType(ct)
-		if strings.EqualFold(mt, subjects.ContentTypeCloudEvent) {
-			return failed(decodeStructured(data))
-		}
-		if hasPrefixFold(mt, mediaCloudEvents) {
-			return Event{}, &FieldError{Field: subjects.HeaderContentType,
-				Reason: "unsupported event format; only " + subjects.ContentTypeCloudEvent + " is read"}
-		}
+	var (
+		ev  Event
+		err error
+	)
+	switch {
+	case hasCT && strings.EqualFold(mediaType(ct), subjects.ContentTypeCloudEvent):
+		ev, err = decodeStructured(data)
+	case hasCT && hasPrefixFold(mediaType(ct), mediaCloudEvents):
+		return Event{}, &FieldError{Field: subjects.HeaderContentType,
+			Reason: "unsupported event format; only " + subjects.ContentTypeCloudEvent + " is read"}
+	case binary:
+		ev, err = decodeBinary(header, ct, hasCT, data)
+	default:
+		ev, err = decodePlain(ct, hasCT, data)
 	}
-	if binary {
-		return failed(decodeBinary(header, ct, hasCT, data))
-	}
-	return failed(decodePlain(ct, hasCT, data))
-}
-
-// failed keeps only the mode of an event that failed to decode, so that the
-// error reply can follow the request's mode (DESIGN.md §8).
-func failed(ev Event, err error) (Event, error) {
 	if err != nil {
-		return Event{Mode: ev.Mode}, err
+		// Keep what the error reply needs: the mode, and the id when it can
+		// be read.
+		return Event{Mode: ev.Mode, ID: readableID(ev.Mode, header, data)}, err
 	}
 	return ev, nil
+}
+
+// readableID returns the id of a request that failed to decode, when it can
+// be read on its own: in binary mode the one ce-id header (in any case),
+// in structured mode the one id member of a well-formed JSON object, a
+// string; either must be a valid attribute value. Otherwise it returns "".
+func readableID(mode Mode, header nats.Header, data []byte) string {
+	id, found := "", false
+	switch mode {
+	case ModeBinary:
+		for k, vs := range header {
+			if len(vs) == 0 || !strings.EqualFold(k, subjects.HeaderCEPrefix+subjects.AttrID) {
+				continue
+			}
+			if found || len(vs) > 1 {
+				return "" // given twice: which one?
+			}
+			v, why := unescapeHeader(vs[0])
+			if why != "" {
+				return ""
+			}
+			id, found = v, true
+		}
+	case ModeStructured:
+		body := bytes.TrimSpace(data)
+		if !json.Valid(body) {
+			return ""
+		}
+		str := string(body)
+		sc := scanner{b: body}
+		sc.members(func(ks, ke int, kesc bool, vs, ve int) bool {
+			if jsonString(str, ks, ke, kesc) != subjects.AttrID {
+				return true
+			}
+			if found || body[vs] != '"' {
+				id, found = "", true // given twice, or not a string
+				return false
+			}
+			id, found = jsonString(str, vs+1, ve-1, bytes.IndexByte(body[vs+1:ve-1], '\\') >= 0), true
+			return true
+		})
+	}
+	if id == "" || checkString(id) != "" {
+		return ""
+	}
+	return id
 }
 
 func decodePlain(ct string, hasCT bool, data []byte) (Event, error) {

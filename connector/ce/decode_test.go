@@ -2,6 +2,7 @@ package ce
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -398,7 +399,8 @@ func TestNewID(t *testing.T) {
 }
 
 // TestDecodeErrorKeepsMode checks that a refused request still tells its mode,
-// so that the error reply follows it (DESIGN.md §8).
+// so that the error reply follows it (DESIGN.md §8), and nothing else but
+// its id (TestDecodeErrorKeepsID).
 func TestDecodeErrorKeepsMode(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -418,9 +420,73 @@ func TestDecodeErrorKeepsMode(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			if ev.Mode != tt.want || ev.ID != "" || ev.Data != nil {
-				t.Errorf("event with the error = %+v, want only Mode %v", ev, tt.want)
+			if !reflect.DeepEqual(ev, Event{Mode: tt.want, ID: ev.ID}) {
+				t.Errorf("event with the error = %+v, want only Mode %v and the id", ev, tt.want)
 			}
 		})
+	}
+}
+
+// TestDecodeErrorKeepsID: a request that fails to decode comes back with
+// its id whenever the id can be read on its own, so that the error reply
+// can carry it as correlationid.
+func TestDecodeErrorKeepsID(t *testing.T) {
+	ct := func(h nats.Header, v string) nats.Header { h["Content-Type"] = []string{v}; return h }
+	structured := func(body string) (nats.Header, string) { return hdr("Content-Type", structuredCT), body }
+	withID := func(id string, extra ...string) nats.Header {
+		h := binaryBase(extra...)
+		h["ce-id"] = []string{id}
+		return h
+	}
+	for _, tc := range []struct {
+		name   string
+		header nats.Header
+		data   string
+		mode   Mode
+		want   string
+	}{
+		{"binary, data not JSON", binaryBase(), `not json`, ModeBinary, "req-1"},
+		{"binary, no type", without(binaryBase(), "ce-type"), `{}`, ModeBinary, "req-1"},
+		{"binary, id in upper case", without(binaryBase("CE-ID", "req-2"), "ce-id", "ce-source"), `{}`, ModeBinary, "req-2"},
+		{"binary, percent-encoded id", withID("a%20b", "ce-time", "noon"), `{}`, ModeBinary, "a b"},
+		{"binary, id given twice", binaryBase("CE-ID", "req-2"), `{}`, ModeBinary, ""},
+		{"binary, id badly encoded", withID("a%zz"), `{}`, ModeBinary, ""},
+		{"binary, id with a control character", withID("a%01"), `{}`, ModeBinary, ""},
+		{"binary, id empty", withID("", "ce-time", "noon"), `{}`, ModeBinary, ""},
+		{"binary, bad content type", ct(binaryBase(), "text/plain"), `{}`, ModeBinary, "req-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev, err := Decode(tc.header, []byte(tc.data))
+			if err == nil {
+				t.Fatal("decoded")
+			}
+			if ev.Mode != tc.mode || ev.ID != tc.want {
+				t.Errorf("mode %v id %q, want %v %q (%v)", ev.Mode, ev.ID, tc.mode, tc.want, err)
+			}
+		})
+	}
+	for _, tc := range []struct{ name, body, want string }{
+		{"structured, no source", `{"specversion":"1.0","id":"s-1","type":"x"}`, "s-1"},
+		{"structured, escaped id", `{"specversion":"1.0","id":"s\u002d2","type":"x","time":"noon","source":"/a"}`, "s-2"},
+		{"structured, data_base64 not base64", `{"specversion":"1.0","id":"s-3","source":"/a","type":"x","data_base64":"%%"}`, "s-3"},
+		{"structured, id not a string", `{"specversion":"1.0","id":3,"source":"/a","type":"x"}`, ""},
+		{"structured, id given twice", `{"specversion":"1.0","id":"a","id":"b","source":"/a","type":"x"}`, ""},
+		{"structured, malformed", `{"specversion":"1.0","id":"s-4",`, ""},
+		{"structured, not an object", `["id"]`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, body := structured(tc.body)
+			ev, err := Decode(h, []byte(body))
+			if err == nil {
+				t.Fatal("decoded")
+			}
+			if ev.Mode != ModeStructured || ev.ID != tc.want {
+				t.Errorf("mode %v id %q, want structured %q (%v)", ev.Mode, ev.ID, tc.want, err)
+			}
+		})
+	}
+	// A plain request has no id to keep.
+	if ev, err := Decode(nil, []byte(`{`)); err == nil || ev.ID != "" || ev.Mode != ModePlain {
+		t.Errorf("plain: %+v %v", ev, err)
 	}
 }
