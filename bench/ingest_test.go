@@ -132,7 +132,7 @@ func ingestOnce(ctx context.Context, js jetstream.JetStream, natsURL, emuURL str
 		return r, err
 	}
 	cfg := ingestConfig(natsURL, emuURL)
-	events := cfg.Streams.Events.Name
+	events := cfg.EventsStreamName()
 	var err error
 	r.bridge, err = runUntil(ctx, js, events, roleConnector, envNATS+"="+natsURL, envEmulator+"="+emuURL)
 	if err != nil {

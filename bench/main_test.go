@@ -23,6 +23,7 @@ import (
 
 	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/connector"
+	"github.com/s1bridge/s1bridge/connector/store"
 	"github.com/s1bridge/s1bridge/internal/testenv"
 	"github.com/s1bridge/s1bridge/subjects"
 )
@@ -189,7 +190,7 @@ func runPublisher(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sc := connector.EventsStreamConfig(ingestConfig("", ""), subj)
+	sc := store.EventsStreamConfig(ingestConfig("", ""), subj)
 	sc.Name = job.Stream
 	if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 		return err

@@ -208,6 +208,8 @@ type (
 
 	// Stream is a JetStream stream's settings.
 	Stream struct {
+		// Name is the stream's name; empty means the prefix's
+		// (EventsStreamName).
 		Name     string `koanf:"name"`
 		Replicas int    `koanf:"replicas"`
 		// MaxAge is how long messages are kept; 0 keeps them forever.
@@ -254,7 +256,7 @@ func Default() *Config {
 		},
 		Consoles: map[string]Console{"main": main},
 		Streams: Streams{Events: Stream{
-			Name:       subjects.DefaultEventsStream,
+			Name:       "", // the prefix's: EventsStreamName
 			Replicas:   1,
 			MaxAge:     720 * time.Hour,
 			Duplicates: 10 * time.Minute,
@@ -338,6 +340,20 @@ func (c *Config) Secrets() []string {
 		}
 	}
 	return out
+}
+
+// EventsStreamName is the name of the events stream: streams.events.name,
+// or when that is empty the prefix's (S1_EVENTS with prefix s1, DESIGN.md
+// §9). It is "" for an invalid prefix, which Validate refuses.
+func (c *Config) EventsStreamName() string {
+	if c.Streams.Events.Name != "" {
+		return c.Streams.Events.Name
+	}
+	s, err := subjects.New(c.Subjects.Prefix)
+	if err != nil {
+		return ""
+	}
+	return s.EventsStream()
 }
 
 // Warnings returns what Load found worth telling but not worth refusing to

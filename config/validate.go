@@ -202,8 +202,8 @@ func checkConsoleURL(s string) error {
 }
 
 func (s *Stream) validate(p *problems, key string) {
-	if !subjects.ValidToken(s.Name) {
-		p.addf(key+".name", "must be a non-empty stream name of [A-Za-z0-9_-]")
+	if s.Name != "" && !subjects.ValidToken(s.Name) {
+		p.addf(key+".name", "must be a stream name of [A-Za-z0-9_-], or empty for the prefix's")
 	}
 	intRange(p, key+".replicas", s.Replicas, 1, ReplicasMax)
 	if s.MaxAge < 0 {

@@ -27,6 +27,7 @@ func TestValidateOK(t *testing.T) {
 		func(c *Config) { c.HTTP.Listen = ":0" },
 		func(c *Config) { c.Service.MaxInFlight = MaxInFlightMax },
 		func(c *Config) { c.Streams.Events.MaxAge = 0 }, // forever
+		func(c *Config) { c.Streams.Events.Name = "MY-EVENTS_2" },
 		func(c *Config) { c.Streams.Events.Storage, c.Streams.Events.Replicas = StorageMemory, ReplicasMax },
 		func(c *Config) {
 			c.Log.Level, c.Log.Format, c.Log.Output = LevelDebug, FormatJSON, "/var/log/s1bridge.log"
@@ -54,6 +55,23 @@ func TestValidateOK(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Errorf("edge %d: %v", i, err)
 		}
+	}
+}
+
+// TestEventsStreamName: the events stream is named after the prefix unless
+// streams.events.name says otherwise (DESIGN.md §9).
+func TestEventsStreamName(t *testing.T) {
+	c := Default()
+	if got := c.EventsStreamName(); got != "S1_EVENTS" {
+		t.Errorf("default stream %q, want S1_EVENTS", got)
+	}
+	c.Subjects.Prefix = "nc"
+	if got := c.EventsStreamName(); got != "NC_EVENTS" {
+		t.Errorf("stream of prefix nc %q, want NC_EVENTS", got)
+	}
+	c.Streams.Events.Name = "SHARED"
+	if got := c.EventsStreamName(); got != "SHARED" {
+		t.Errorf("stream %q, want the configured SHARED", got)
 	}
 }
 

@@ -109,7 +109,7 @@ func TestConformanceCoversEveryAction(t *testing.T) {
 	for _, c := range conformanceCases() {
 		have = append(have, c.action)
 	}
-	for _, a := range connector.Actions() {
+	for _, a := range handlers.All() {
 		if !slices.Contains(have, a.Name) {
 			t.Errorf("action %s has no conformance case", a.Name)
 		}

@@ -11,15 +11,17 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
 	"github.com/s1bridge/s1bridge/config"
+	"github.com/s1bridge/s1bridge/connector/ingest"
+	"github.com/s1bridge/s1bridge/connector/lease"
+	"github.com/s1bridge/s1bridge/connector/monitor"
+	"github.com/s1bridge/s1bridge/connector/store"
 	"github.com/s1bridge/s1bridge/handlers"
 	"github.com/s1bridge/s1bridge/sentinelone"
 	"github.com/s1bridge/s1bridge/subjects"
@@ -42,12 +44,6 @@ func Commit() string {
 	return "unknown"
 }
 
-// Actions is the table of every action s1bridge serves: handlers.All, then
-// the actions the runtime answers, in the order of DESIGN.md §4.
-func Actions() []handlers.Action {
-	return append(handlers.All(), handlers.ThreatsMonitor, handlers.MonitorsList, handlers.MonitorsCancel, handlers.IngestStatus)
-}
-
 // Connector runs s1bridge for one configuration. Create it with New, then
 // call Run (or Start and Stop). It is not reusable after Stop.
 type Connector struct {
@@ -55,24 +51,44 @@ type Connector struct {
 	log      *slog.Logger
 	subj     subjects.Subjects
 	opts     options
-	obs      observer
 	metrics  *metrics
-	health   map[string]*consoleHealth
 	httpAddr string
+	holder   string // this replica's id in leases
 
 	nc       *nats.Conn
 	embedded *Embedded
 	svc      *service
 	disp     *dispatcher
-	envs     map[string]*handlers.Env
+	// st and consoles are set by Start before the endpoints are registered
+	// and the loops started, and read-only after; mu guards them for
+	// /readyz, which serves from the start.
+	mu       sync.Mutex
+	st       *store.Store
+	consoles map[string]*console
 	closers  []func()
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup // background loops: ingestion, monitors
+}
 
-	st        *stores
-	holder    string // this replica's id in leases
-	ingesters map[string]*ingester
-	monitors  map[string]*monitorSet // built before the endpoints, read-only after
-	bgCancel  context.CancelFunc
-	bg        sync.WaitGroup // background loops: ingestion, monitors
+// console is what the connector runs for one console.
+type console struct {
+	name   string
+	cfg    config.Console
+	env    *handlers.Env
+	health *consoleHealth
+	// ingest holds one ingester per source, threats first.
+	ingest   []*ingest.Ingester
+	monitors *monitor.Set
+}
+
+// ingester returns the console's ingester of entity e, or nil.
+func (cs *console) ingester(e subjects.Entity) *ingest.Ingester {
+	for _, in := range cs.ingest {
+		if in.Entity() == e {
+			return in
+		}
+	}
+	return nil
 }
 
 type options struct {
@@ -102,7 +118,8 @@ func WithConsoleURL(name, url string) Option {
 	}
 }
 
-// WithActions replaces the action table (tests register extra actions).
+// WithActions replaces the action table, handlers.All() by default (tests
+// register extra actions).
 func WithActions(actions []handlers.Action) Option {
 	return func(o *options) { o.actions = actions }
 }
@@ -119,6 +136,10 @@ func WithEmulator(start func(token string) (url string, stop func(), err error))
 	return func(o *options) { o.startEmu = start }
 }
 
+// DefaultLeaseTTL is the lease TTL unless WithLeaseTTL says otherwise
+// (lease.DefaultTTL).
+const DefaultLeaseTTL = lease.DefaultTTL
+
 // WithLeaseTTL sets the lease TTL (default DefaultLeaseTTL). Every replica
 // of a deployment must use the same; tests shorten it.
 func WithLeaseTTL(d time.Duration) Option { return func(o *options) { o.leaseTTL = d } }
@@ -133,9 +154,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Connector, erro
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	c := &Connector{cfg: cfg, log: log, subj: subj, holder: host + "-" + nuid.Next()[:8], ingesters: map[string]*ingester{}, health: map[string]*consoleHealth{}}
-	c.metrics = newMetrics()
-	c.obs = c.metrics
+	c := &Connector{cfg: cfg, log: log, subj: subj, holder: host + "-" + nuid.Next()[:8], metrics: newMetrics()}
 	for _, o := range opts {
 		o(&c.opts)
 	}
@@ -143,7 +162,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Connector, erro
 		c.opts.leaseTTL = DefaultLeaseTTL
 	}
 	if c.opts.actions == nil {
-		c.opts.actions = Actions()
+		c.opts.actions = handlers.All()
 	}
 	return c, nil
 }
@@ -181,8 +200,10 @@ func (c *Connector) HTTPAddr() string { return c.httpAddr }
 func (c *Connector) Subjects() subjects.Subjects { return c.subj }
 
 // Start connects to NATS (starting the embedded server when nats.url is
-// empty), builds a SentinelOne client per console and registers every action
-// endpoint. On error the caller should still call Stop.
+// empty), opens the stream and buckets, builds a SentinelOne client, the
+// ingesters and the monitors per console, registers every action endpoint
+// and starts the background loops. On error the caller should still call
+// Stop.
 func (c *Connector) Start(ctx context.Context) error {
 	if err := c.connect(); err != nil {
 		return err
@@ -192,20 +213,19 @@ func (c *Connector) Start(ctx context.Context) error {
 		return err
 	}
 	c.httpAddr = addr
-	if err := c.buildConsoles(); err != nil {
-		return err
-	}
-	js, err := jetstream.New(c.nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(publishAckTimeout))
-	if err != nil {
-		return err
-	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	c.st, err = openStores(sctx, js, c.cfg, c.subj, c.opts.leaseTTL)
+	st, err := store.Open(sctx, c.nc, store.Options{Config: c.cfg, LeaseTTL: c.opts.leaseTTL})
 	cancel()
 	if err != nil {
 		return err
 	}
-	c.buildMonitors()
+	consoles, err := c.buildConsoles(st)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.st, c.consoles = st, consoles
+	c.mu.Unlock()
 	if err := c.register(); err != nil {
 		return err
 	}
@@ -213,91 +233,21 @@ func (c *Connector) Start(ctx context.Context) error {
 	return nil
 }
 
-// startBackground starts one ingestion loop per console with ingest enabled
-// and one monitor loop per console. The loops stop when Stop cancels them.
+// startBackground starts, per console, the ingestion loop of each source
+// when ingest is enabled, and the monitor loop. The loops stop when Stop
+// cancels them.
 func (c *Connector) startBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.bgCancel = cancel
-	for _, name := range c.consoleNames() {
-		cc := c.cfg.Consoles[name]
-		in := &ingester{
-			console: name, client: c.envs[name].Client, cfg: cc.Ingest, subj: c.subj, st: c.st,
-			holder: c.holder, log: c.log.With("console", name, "loop", "ingest"), obs: c.obs,
-			leaseTTL: c.opts.leaseTTL,
+	for _, name := range c.cfg.ConsoleNames() {
+		cs := c.consoles[name]
+		if cs.cfg.Ingest.Enabled {
+			for _, in := range cs.ingest {
+				c.bg.Go(func() { in.Run(ctx) })
+			}
 		}
-		c.ingesters[name] = in
-		if !cc.Ingest.Enabled {
-			continue
-		}
-		c.bg.Add(1)
-		go func() {
-			defer c.bg.Done()
-			in.run(ctx)
-		}()
+		c.bg.Go(func() { cs.monitors.Run(ctx) })
 	}
-	for _, ms := range c.monitors {
-		c.bg.Add(1)
-		go func() {
-			defer c.bg.Done()
-			ms.run(ctx)
-		}()
-	}
-}
-
-// buildMonitors prepares the monitors of every console (monitor.go). It runs
-// before the endpoints are registered, so requests never see the map change.
-func (c *Connector) buildMonitors() {
-	c.monitors = map[string]*monitorSet{}
-	for _, name := range c.consoleNames() {
-		cc := c.cfg.Consoles[name]
-		c.monitors[name] = &monitorSet{
-			console: name, client: c.envs[name].Client, cfg: cc.Monitor, overlap: cc.Ingest.Overlap,
-			pageSize: cc.Ingest.PageSize, subj: c.subj, st: c.st, nc: c.nc, holder: c.holder,
-			log: c.log.With("console", name, "loop", "monitors"), obs: c.metrics, leaseTTL: c.opts.leaseTTL,
-		}
-	}
-}
-
-// monitorSet returns the monitors of console, or a 503 when it has none.
-func (c *Connector) monitorSet(console string) (*monitorSet, error) {
-	ms, ok := c.monitors[console]
-	if !ok {
-		return nil, handlers.Errorf(handlers.CodeUnavailable, "monitors of console %s are not running", console)
-	}
-	return ms, nil
-}
-
-// StartMonitor implements handlers.Runtime.
-func (c *Connector) StartMonitor(ctx context.Context, console string, spec handlers.MonitorSpec) (*handlers.MonitorReply, error) {
-	ms, err := c.monitorSet(console)
-	if err != nil {
-		return nil, err
-	}
-	return ms.start(ctx, spec)
-}
-
-// ListMonitors implements handlers.Runtime.
-func (c *Connector) ListMonitors(ctx context.Context, console string) ([]handlers.MonitorItem, error) {
-	ms, err := c.monitorSet(console)
-	if err != nil {
-		return nil, err
-	}
-	return ms.list(ctx)
-}
-
-// MonitorLeader reports whether this replica polls the monitors of console.
-func (c *Connector) MonitorLeader(console string) bool {
-	ms, ok := c.monitors[console]
-	return ok && ms.leading.Load()
-}
-
-// CancelMonitor implements handlers.Runtime.
-func (c *Connector) CancelMonitor(ctx context.Context, console, id string) error {
-	ms, err := c.monitorSet(console)
-	if err != nil {
-		return err
-	}
-	return ms.cancel(ctx, id)
 }
 
 // stopBackground stops the loops and waits for them (a leader releases its
@@ -309,28 +259,17 @@ func (c *Connector) stopBackground() {
 	}
 }
 
-// IngestLeader reports whether this replica leads the ingestion of console.
+// IngestLeader reports whether this replica leads the threat ingestion of
+// console.
 func (c *Connector) IngestLeader(console string) bool {
-	in, ok := c.ingesters[console]
-	if !ok {
-		return false
-	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.leader
+	cs, ok := c.consoles[console]
+	return ok && cs.ingester(subjects.EntityThreat).Leader()
 }
 
-// IngestStatus implements handlers.Runtime.
-func (c *Connector) IngestStatus(ctx context.Context, console string) (any, error) {
-	in, ok := c.ingesters[console]
-	if !ok {
-		return nil, handlers.Errorf(handlers.CodeUnavailable, "ingestion is not running")
-	}
-	s, err := in.status(ctx)
-	if err != nil {
-		return nil, handlers.Errorf(handlers.CodeUnavailable, "ingestion state unreadable: %v", err)
-	}
-	return s, nil
+// MonitorLeader reports whether this replica polls the monitors of console.
+func (c *Connector) MonitorLeader(console string) bool {
+	cs, ok := c.consoles[console]
+	return ok && cs.monitors.Leading()
 }
 
 func (c *Connector) connect() error {
@@ -374,21 +313,23 @@ func (c *Connector) maxPayload() int64 {
 	return 1 << 20
 }
 
-func (c *Connector) buildConsoles() error {
-	c.envs = map[string]*handlers.Env{}
+// buildConsoles builds, per console, its SentinelOne client and handler
+// environment, its ingesters and its monitors on st.
+func (c *Connector) buildConsoles(st *store.Store) (map[string]*console, error) {
+	consoles := map[string]*console{}
 	maxReply := int(c.maxPayload()) - replyOverhead
-	for _, name := range c.consoleNames() {
+	for _, name := range c.cfg.ConsoleNames() {
 		cc := c.cfg.Consoles[name]
 		url := cc.URL
 		if u, ok := c.opts.consoleURL[name]; ok {
 			url = u
 		} else if url == config.Emulator {
 			if c.opts.startEmu == nil {
-				return fmt.Errorf("consoles.%s.url: %q needs the built-in emulator, which this build did not provide", name, config.Emulator)
+				return nil, fmt.Errorf("consoles.%s.url: %q needs the built-in emulator, which this build did not provide", name, config.Emulator)
 			}
 			u, stop, err := c.opts.startEmu(cc.APIToken.Reveal())
 			if err != nil {
-				return fmt.Errorf("consoles.%s: start emulator: %w", name, err)
+				return nil, fmt.Errorf("consoles.%s: start emulator: %w", name, err)
 			}
 			c.closers = append(c.closers, stop)
 			url = u
@@ -396,7 +337,6 @@ func (c *Connector) buildConsoles() error {
 		}
 		log := c.log.With("console", name)
 		health := &consoleHealth{}
-		c.health[name] = health
 		mobs := c.metrics.clientObserver(name)
 		obs := sentinelone.ObserverFuncs{
 			OnRequestDone:   func(e sentinelone.RequestEvent) { mobs.RequestDone(e); health.observe(e) },
@@ -417,14 +357,32 @@ func (c *Connector) buildConsoles() error {
 			UserAgent:     "s1bridge/" + Version,
 		}, append([]sentinelone.Option{sentinelone.WithObserver(obs)}, c.opts.clientOpts...)...)
 		if err != nil {
-			return fmt.Errorf("consoles.%s: %w", name, err)
+			return nil, fmt.Errorf("consoles.%s: %w", name, err)
 		}
-		c.envs[name] = &handlers.Env{
-			Console: name, Client: client, MaxReplyBytes: maxReply,
-			DryRun: c.cfg.Service.DryRun, Logger: log, Runtime: c,
+		cs := &console{
+			name: name, cfg: cc, health: health,
+			env: &handlers.Env{
+				Console: name, Client: client, MaxReplyBytes: maxReply,
+				DryRun: c.cfg.Service.DryRun, Logger: log, Runtime: c,
+			},
 		}
+		// Every console has its ingesters, so that ingest.status answers
+		// (from KV) on a replica that does not ingest; Start runs them only
+		// when ingest is enabled.
+		cs.ingest = []*ingest.Ingester{ingest.New(ingest.Config{
+			Console: name, Source: ingest.Threats(client),
+			Interval: cc.Ingest.Interval, FirstFetch: cc.Ingest.FirstFetch, Overlap: cc.Ingest.Overlap, PageSize: cc.Ingest.PageSize,
+			Store: st, Holder: c.holder, LeaseTTL: c.opts.leaseTTL,
+			Log: log.With("loop", "ingest"), Observer: c.metrics,
+		})}
+		cs.monitors = monitor.New(monitor.Config{
+			Console: name, Client: client, Monitor: cc.Monitor, Overlap: cc.Ingest.Overlap, PageSize: cc.Ingest.PageSize,
+			Store: st, Conn: c.nc, Holder: c.holder, LeaseTTL: c.opts.leaseTTL,
+			Log: log.With("loop", "monitors"), Observer: c.metrics,
+		})
+		consoles[name] = cs
 	}
-	return nil
+	return consoles, nil
 }
 
 // retryMax maps the configuration's retry.max (0 = no retries) onto the
@@ -436,79 +394,9 @@ func retryMax(n int) int {
 	return n
 }
 
-// publishAckTimeout bounds the wait for the ack of one asynchronous publish
-// (events, states, monitor records). In a cluster, a message the stream's
-// leader took as it stepped down (its node shutting down) may never be
-// acknowledged: without a bound, the ingestion and monitor loops would wait
-// for that ack forever while their leases, in another stream, kept being
-// renewed. A timed-out publish fails the page, which is retried: the events'
-// ids and the states' compare-and-set make a retry safe.
-const publishAckTimeout = 5 * time.Second
-
 // replyOverhead is what a reply adds around its data: CloudEvents headers
 // or the structured envelope, and the micro error headers.
 const replyOverhead = 4 << 10
-
-func (c *Connector) consoleNames() []string {
-	names := make([]string, 0, len(c.cfg.Consoles))
-	for n := range c.cfg.Consoles {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-func (c *Connector) register() error {
-	svc, err := newService(c.nc, subjects.ServiceName, Version, subjects.ServiceDescription, map[string]string{
-		"prefix": c.subj.Prefix(), "commit": Commit(),
-	})
-	if err != nil {
-		return fmt.Errorf("register micro service: %w", err)
-	}
-	c.svc = svc
-	c.disp = newDispatcher(c.log, c.cfg.Service.MaxInFlight, c.cfg.Service.ActionTimeout, 0, c.obs)
-	c.disp.maxPayload = c.maxPayload()
-	for _, name := range c.consoleNames() {
-		cc := c.cfg.Consoles[name]
-		for _, a := range c.opts.actions {
-			r := &route{action: a, env: c.envs[name], subject: c.subj.Action(name, a.Name)}
-			for _, d := range cc.Actions.Deny {
-				if d == a.Name {
-					r.denied = true
-				}
-			}
-			meta := map[string]string{
-				subjects.MetaConsole:      name,
-				subjects.MetaAction:       a.Name,
-				subjects.MetaRequestType:  subjects.RequestType(a.Name),
-				subjects.MetaResponseType: subjects.ResponseType(a.Name),
-				subjects.MetaMutating:     fmt.Sprint(a.Mutating),
-				subjects.MetaDescription:  a.Description,
-			}
-			ep, err := svc.addEndpoint(subjects.EndpointName(name, a.Name), r.subject, c.cfg.Service.QueueGroup, meta,
-				func(_ *endpoint, m *nats.Msg) { c.disp.handle(r, m) })
-			if err != nil {
-				return fmt.Errorf("register %s: %w", r.subject, err)
-			}
-			r.ep = ep
-		}
-	}
-	// The subscriptions exist once the server has processed them: flush, so
-	// that Start returning means requests are served.
-	if err := c.nc.FlushTimeout(10 * time.Second); err != nil {
-		return fmt.Errorf("register endpoints: %w", err)
-	}
-	// The server answers a refused subscription before the flush's PONG: a
-	// replica that may not subscribe to its subjects must not start and
-	// look ready while serving nothing.
-	if err := c.nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) {
-		return fmt.Errorf("register endpoints: %w (the NATS user needs subscribe permission on %s and the $SRV subjects: see deploy/nats/nats-server.conf)",
-			err, c.subj.Action("*", ">"))
-	}
-	c.log.Info("serving actions", "consoles", len(c.envs), "actions", len(c.opts.actions),
-		"subjects", c.subj.Action("<console>", "<action>"), "queue_group", c.cfg.Service.QueueGroup)
-	return nil
-}
 
 // Stop stops taking requests, waits for those in flight until ctx ends
 // (then cancels them: they answer 503), removes the service and drains the

@@ -104,17 +104,17 @@ func TestIngestSurvivesSIGKILL(t *testing.T) {
 	for round := range 10 {
 		// Kill at a random point while the child is publishing: wait until
 		// it took the lease and the stream grows, then a little more.
-		before := testenv.StreamMsgs(nc, cfg.Streams.Events.Name)
+		before := testenv.StreamMsgs(nc, cfg.EventsStreamName())
 		child := startChild(t, srv.ClientURL(), emuURL)
 		testenv.WaitFor(t, 30*time.Second, "the child to publish", func() bool {
-			return testenv.StreamMsgs(nc, cfg.Streams.Events.Name) > before
+			return testenv.StreamMsgs(nc, cfg.EventsStreamName()) > before
 		})
 		time.Sleep(time.Duration(rnd.IntN(400)) * time.Millisecond)
 		if err := child.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
 		_ = child.Wait()
-		n := testenv.StreamMsgs(nc, cfg.Streams.Events.Name)
+		n := testenv.StreamMsgs(nc, cfg.EventsStreamName())
 		t.Logf("round %d: killed; stream holds %d events", round, n)
 		emu.AddThreats(20, time.Time{})
 		for range 20 {
@@ -129,7 +129,7 @@ func TestIngestSurvivesSIGKILL(t *testing.T) {
 				t.Fatal(err)
 			}
 			after, _ := emu.Threat(id)
-			if status, ok := publishedStatus(t, nc, cfg.Streams.Events.Name, id); ok && status != "resolved" {
+			if status, ok := publishedStatus(t, nc, cfg.EventsStreamName(), id); ok && status != "resolved" {
 				wantChanges["main/"+id+"/incidentStatus/resolved/"+after.UpdatedAt.UTC().Format("2006-01-02T15:04:05.000000Z")] = true
 			}
 		}
@@ -141,10 +141,10 @@ func TestIngestSurvivesSIGKILL(t *testing.T) {
 	all := emu.IDs().Threats
 	want := uint64(len(all) + len(wantChanges))
 	testenv.WaitFor(t, 120*time.Second, fmt.Sprintf("%d events", want), func() bool {
-		return testenv.StreamMsgs(nc, cfg.Streams.Events.Name) >= want
+		return testenv.StreamMsgs(nc, cfg.EventsStreamName()) >= want
 	})
 	time.Sleep(3 * cfg.Consoles["main"].Ingest.Interval)
-	events := readStream(t, nc, cfg.Streams.Events.Name)
+	events := readStream(t, nc, cfg.EventsStreamName())
 	checkExactlyOnce(t, events, all)
 	got := map[string]bool{}
 	for _, e := range events {

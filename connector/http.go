@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/s1bridge/s1bridge/sentinelone"
+	"github.com/s1bridge/s1bridge/subjects"
 )
 
 // upstreamGrace is how long a console may keep failing after its last
@@ -66,33 +68,52 @@ func (c *Connector) readiness(ctx context.Context) readiness {
 	if c.nc == nil || !c.nc.IsConnected() {
 		r.Ready, r.NATS = false, "not connected"
 	}
-	if c.st == nil {
+	c.mu.Lock()
+	st, consoles := c.st, c.consoles
+	c.mu.Unlock()
+	if st == nil {
 		r.Ready, r.Stream = false, "not opened"
 	} else if r.NATS == "ok" {
-		if err := c.st.streamPresent(ctx); err != nil {
+		if err := st.CheckEvents(ctx); err != nil {
 			r.Ready, r.Stream = false, err.Error()
 		}
 	}
-	for _, name := range c.consoleNames() {
-		status := "ok"
-		if h := c.health[name]; h != nil {
-			if p := h.problem(); p != "" {
-				status = p
-			}
+	for _, name := range c.cfg.ConsoleNames() {
+		cs := consoles[name]
+		if cs == nil {
+			r.Ready, r.Consoles[name] = false, "starting"
+			continue
 		}
-		if in := c.ingesters[name]; in != nil {
-			in.mu.Lock()
-			if in.fatalErr != nil {
-				status = "ingestion stopped: " + in.fatalErr.Error()
-			}
-			in.mu.Unlock()
-		}
-		if status != "ok" {
-			r.Ready = false
-		}
+		status, ready := cs.readiness()
+		r.Ready = r.Ready && ready
 		r.Consoles[name] = status
 	}
 	return r
+}
+
+// readiness is the console's part of /readyz: "ok", or what is wrong, and
+// whether that leaves the replica ready. An ingestion a source stopped as
+// nothing being broken (Halt.Ready) is said without making it unready.
+func (cs *console) readiness() (string, bool) {
+	var notes []string
+	ready := true
+	if p := cs.health.problem(); p != "" {
+		notes, ready = append(notes, p), false
+	}
+	for _, in := range cs.ingest {
+		if h := in.Halted(); h != nil {
+			what := "ingestion stopped"
+			if in.Entity() != subjects.EntityThreat {
+				what = string(in.Entity()) + " " + what
+			}
+			notes = append(notes, what+": "+h.Err.Error())
+			ready = ready && h.Ready
+		}
+	}
+	if len(notes) == 0 {
+		return "ok", true
+	}
+	return strings.Join(notes, "; "), ready
 }
 
 // serveHTTP starts /healthz, /readyz and /metrics on addr ("" disables it)

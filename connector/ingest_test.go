@@ -17,6 +17,7 @@ import (
 	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/connector"
 	"github.com/s1bridge/s1bridge/emulator"
+	"github.com/s1bridge/s1bridge/handlers"
 	"github.com/s1bridge/s1bridge/internal/testenv"
 	"github.com/s1bridge/s1bridge/subjects"
 )
@@ -120,11 +121,11 @@ func TestIngestBacklogExactlyOnce(t *testing.T) {
 	}
 	checkTies(t, env.Emu, want)
 	testenv.WaitFor(t, 120*time.Second, "the backlog in the stream", func() bool {
-		return testenv.StreamMsgs(env.NC, env.Cfg.Streams.Events.Name) >= n
+		return testenv.StreamMsgs(env.NC, env.Cfg.EventsStreamName()) >= n
 	})
 	// One more poll must add nothing.
 	waitPolls(t, env, 2)
-	events := readStream(t, env.NC, env.Cfg.Streams.Events.Name)
+	events := readStream(t, env.NC, env.Cfg.EventsStreamName())
 	if len(events) != n {
 		t.Errorf("stream holds %d events, want %d created events", len(events), n)
 	}
@@ -170,7 +171,7 @@ func lastPoll(t testing.TB, env *testenv.Env) time.Time {
 	if r.Err != nil {
 		t.Fatalf("ingest.status: %d %s", r.Err.Code, r.Err.Message)
 	}
-	var s connector.IngestStatus
+	var s handlers.IngestStatusReply
 	if err := json.Unmarshal(r.Event.Data, &s); err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func TestIngestChangesArriveWithinTwoIntervals(t *testing.T) {
 	env := testenv.Start(t, testenv.IngestOn, emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 5, Threats: 20}))
 	ids := env.Emu.IDs().Threats
 	testenv.WaitFor(t, 20*time.Second, "the seeded threats", func() bool {
-		return testenv.StreamMsgs(env.NC, env.Cfg.Streams.Events.Name) >= uint64(len(ids))
+		return testenv.StreamMsgs(env.NC, env.Cfg.EventsStreamName()) >= uint64(len(ids))
 	})
 	interval := env.Cfg.Consoles["main"].Ingest.Interval
 	// A threat that is unresolved, undefined and not mitigated, so that each
@@ -270,7 +271,7 @@ func TestIngestLateIndexedThreats(t *testing.T) {
 	waitPolls(t, env, 2)
 	clock.Advance(3 * time.Second)
 	waitPolls(t, env, 2)
-	events := readStream(t, env.NC, env.Cfg.Streams.Events.Name)
+	events := readStream(t, env.NC, env.Cfg.EventsStreamName())
 	want := append(env.Emu.IDs().Threats[:0:0], env.Emu.IDs().Threats...)
 	checkExactlyOnce(t, events, want)
 	for _, id := range append(late, fresh...) {
@@ -307,10 +308,10 @@ func TestIngestTwoReplicasHandOver(t *testing.T) {
 	t.Logf("handover after %s (lease TTL %s)", time.Since(killed).Round(time.Millisecond), ttl)
 	added := emu.AddThreats(50, time.Time{})
 	testenv.WaitFor(t, 30*time.Second, "every threat", func() bool {
-		return testenv.StreamMsgs(nc, cfg.Streams.Events.Name) >= uint64(3000+len(added))
+		return testenv.StreamMsgs(nc, cfg.EventsStreamName()) >= uint64(3000+len(added))
 	})
 	time.Sleep(cfg.Consoles["main"].Ingest.Interval * 3)
-	events := readStream(t, nc, cfg.Streams.Events.Name)
+	events := readStream(t, nc, cfg.EventsStreamName())
 	ids := emu.IDs().Threats
 	sort.Strings(ids)
 	checkExactlyOnce(t, events, ids)
@@ -323,7 +324,7 @@ func TestIngestStopsOnRefusedToken(t *testing.T) {
 		m.APIToken = config.NewSecret("not-the-token")
 		c.Consoles["main"] = m
 	})
-	var s connector.IngestStatus
+	var s handlers.IngestStatusReply
 	testenv.WaitFor(t, 10*time.Second, "ingest.status to report the refused token", func() bool {
 		r := env.Call(t, "ingest.status", `{}`)
 		if r.Err != nil {
@@ -367,8 +368,8 @@ func TestIngestBacksOffAndLosesNothing(t *testing.T) {
 	env.Emu.ClearFaults()
 	want := env.Emu.IDs().Threats
 	testenv.WaitFor(t, 60*time.Second, "every threat", func() bool {
-		return testenv.StreamMsgs(env.NC, env.Cfg.Streams.Events.Name) >= uint64(len(want))
+		return testenv.StreamMsgs(env.NC, env.Cfg.EventsStreamName()) >= uint64(len(want))
 	})
 	waitPolls(t, env, 2)
-	checkExactlyOnce(t, readStream(t, env.NC, env.Cfg.Streams.Events.Name), want)
+	checkExactlyOnce(t, readStream(t, env.NC, env.Cfg.EventsStreamName()), want)
 }

@@ -8,12 +8,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/s1bridge/s1bridge/connector/ingest"
 	"github.com/s1bridge/s1bridge/sentinelone"
+	"github.com/s1bridge/s1bridge/subjects"
 )
 
-// metrics is the Prometheus implementation of observer, on a registry of its
-// own (so that several connectors in one test process do not collide). The
-// names are listed in the README, section Metrics.
+// metrics counts what the connector, its ingesters (ingest.Observer) and
+// its monitors (monitor.Observer) report, in Prometheus, on a registry of
+// its own (so that several connectors in one test process do not collide).
+// The names are listed in the README, section Metrics.
 type metrics struct {
 	reg *prometheus.Registry
 
@@ -98,28 +101,32 @@ func (m *metrics) actionDone(console, action string, code int, took time.Duratio
 	m.actionDuration.WithLabelValues(console, action).Observe(took.Seconds())
 }
 
-func (m *metrics) eventsPublished(console string, n, dups int) {
+// EventsPublished implements ingest.Observer. Every source counts in the
+// same series for now (threats are the only one).
+func (m *metrics) EventsPublished(console string, _ subjects.Entity, n, dups int) {
 	m.published.WithLabelValues(console).Add(float64(n))
 	m.duplicates.WithLabelValues(console).Add(float64(dups))
 }
 
-func (m *metrics) pollDone(console string, c cursorRecord, err error) {
+// PollDone implements ingest.Observer.
+func (m *metrics) PollDone(console string, _ subjects.Entity, p ingest.Progress, err error) {
 	result := "ok"
 	if err != nil {
 		result = "error"
 	}
 	m.polls.WithLabelValues(console, result).Inc()
-	if !c.PollStartedAt.IsZero() {
-		m.lag.WithLabelValues(console).Set(time.Since(c.PollStartedAt).Seconds())
+	if !p.PollStartedAt.IsZero() {
+		m.lag.WithLabelValues(console).Set(time.Since(p.PollStartedAt).Seconds())
 	}
-	if !c.Watermark.IsZero() {
+	if !p.Watermark.IsZero() {
 		m.mu.Lock()
-		m.watermarks[console] = c.Watermark
+		m.watermarks[console] = p.Watermark
 		m.mu.Unlock()
 	}
 }
 
-func (m *metrics) monitorsActive(console string, n int) {
+// MonitorsActive implements monitor.Observer.
+func (m *metrics) MonitorsActive(console string, n int) {
 	m.monitors.WithLabelValues(console).Set(float64(n))
 }
 

@@ -125,7 +125,7 @@ func (m *monitors) events() []monitorEvent {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	js, _ := jetstream.New(m.nc)
-	s, err := js.Stream(ctx, m.cfg.Streams.Events.Name)
+	s, err := js.Stream(ctx, m.cfg.EventsStreamName())
 	if err != nil {
 		m.t.Fatal(err)
 	}
@@ -198,11 +198,11 @@ func (m *monitors) records() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	js, _ := jetstream.New(m.nc)
-	kv, err := js.KeyValue(ctx, subjects.BucketMonitors)
+	kv, err := js.KeyValue(ctx, m.sub.BucketName(subjects.BucketMonitors))
 	if err != nil {
 		m.t.Fatal(err)
 	}
-	keys, err := kv.ListKeysFiltered(ctx, "main.m.*")
+	keys, err := kv.ListKeysFiltered(ctx, subjects.MonitorKeys("main"))
 	if err != nil {
 		m.t.Fatal(err)
 	}

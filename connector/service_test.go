@@ -49,7 +49,7 @@ var (
 )
 
 func withTestActions() []connector.Option {
-	return []connector.Option{connector.WithActions(append(connector.Actions(), sleepAction, panicAction))}
+	return []connector.Option{connector.WithActions(append(handlers.All(), sleepAction, panicAction))}
 }
 
 // startWith runs NATS, an emulator and a connector with extra options.
@@ -83,7 +83,7 @@ func TestDiscovery(t *testing.T) {
 	if info.Name != subjects.ServiceName || info.Type != micro.InfoResponseType || info.ID == "" || info.Version == "" {
 		t.Fatalf("info identity: %+v", info.ServiceIdentity)
 	}
-	actions := connector.Actions()
+	actions := handlers.All()
 	if len(info.Endpoints) != 2*len(actions) {
 		t.Fatalf("%d endpoints, want %d", len(info.Endpoints), 2*len(actions))
 	}

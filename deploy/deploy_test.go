@@ -26,6 +26,7 @@ import (
 
 	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/connector"
+	"github.com/s1bridge/s1bridge/connector/store"
 	"github.com/s1bridge/s1bridge/handlers"
 	"github.com/s1bridge/s1bridge/subjects"
 )
@@ -728,7 +729,7 @@ func TestEventsStreamDefinition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := connector.EventsStreamConfig(cfg, subj)
+	want := store.EventsStreamConfig(cfg, subj)
 	if !reflect.DeepEqual(got, want) {
 		g, _ := json.MarshalIndent(got, "", "  ")
 		w, _ := json.MarshalIndent(want, "", "  ")
@@ -740,7 +741,8 @@ func TestEventsStreamDefinition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, bucket := range []string{subjects.BucketState, subjects.BucketLeases, subjects.BucketMonitors} {
+	leases := subj.BucketName(subjects.BucketLeases)
+	for _, bucket := range []string{subj.BucketName(subjects.BucketState), leases, subj.BucketName(subjects.BucketMonitors)} {
 		line := regexp.MustCompile(`(?m)^nats kv add ` + bucket + ` .*$`).Find(doc)
 		if line == nil {
 			t.Errorf("%s: no `nats kv add %s` command", streamsDoc, bucket)
@@ -752,8 +754,8 @@ func TestEventsStreamDefinition(t *testing.T) {
 			}
 		}
 		ttl := bytes.Contains(line, []byte("--ttl "+connector.DefaultLeaseTTL.String()))
-		if ttl != (bucket == subjects.BucketLeases) {
-			t.Errorf("%s: %q: only %s has a TTL, %s", streamsDoc, line, subjects.BucketLeases, connector.DefaultLeaseTTL)
+		if ttl != (bucket == leases) {
+			t.Errorf("%s: %q: only %s has a TTL, %s", streamsDoc, line, leases, connector.DefaultLeaseTTL)
 		}
 	}
 }

@@ -447,7 +447,7 @@ func TestNATSPermissions(t *testing.T) {
 	want.Metadata = nil // the server's own bookkeeping (API levels, version)
 	sameStream := func(what string) {
 		t.Helper()
-		s, err := ojs.Stream(ctx, cfg.Streams.Events.Name)
+		s, err := ojs.Stream(ctx, cfg.EventsStreamName())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -462,11 +462,11 @@ func TestNATSPermissions(t *testing.T) {
 	sameStream("s1bridge updated the stream made from the definition")
 
 	// The watermark record is written at the end of each complete poll.
-	state, err := ojs.KeyValue(ctx, subjects.BucketState)
+	state, err := ojs.KeyValue(ctx, subj.BucketName(subjects.BucketState))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cursors, err := state.Watch(ctx, "main.cursor")
+	cursors, err := state.Watch(ctx, subjects.CursorKey("main", subjects.EntityThreat))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +503,7 @@ func TestNATSPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := sjs.CreateOrUpdateConsumer(ctx, cfg.Streams.Events.Name, jetstream.ConsumerConfig{
+	cons, err := sjs.CreateOrUpdateConsumer(ctx, cfg.EventsStreamName(), jetstream.ConsumerConfig{
 		Durable: "soar", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: subj.ConsoleEvents("main"),
 	})
 	if err != nil {
@@ -553,7 +553,7 @@ func TestNATSPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ojs.DeleteStream(ctx, cfg.Streams.Events.Name); err != nil {
+	if err := ojs.DeleteStream(ctx, cfg.EventsStreamName()); err != nil {
 		t.Fatal(err)
 	}
 	start()

@@ -9,15 +9,6 @@ import (
 	"time"
 )
 
-// Names of the monitor actions (DESIGN.md §4). They are served by the
-// connector's runtime, so they are not in All: the connector adds
-// ThreatsMonitor, MonitorsList and MonitorsCancel to its table.
-const (
-	ActionThreatsMonitor = "threats.monitor"
-	ActionMonitorsList   = "monitors.list"
-	ActionMonitorsCancel = "monitors.cancel"
-)
-
 // States of a monitor in the threats.monitor reply (DESIGN.md §8).
 const (
 	// MonitorWatching: the threat is not resolved; the outcome comes later,
@@ -265,18 +256,3 @@ func parseMonitorCursor(s string) (time.Time, string, bool) {
 	}
 	return time.Unix(0, n).UTC(), id, true
 }
-
-// The monitor actions. None changes anything in SentinelOne, so none is
-// mutating and dry-run mode runs them.
-var (
-	// ThreatsMonitor is the threats.monitor action (the seed's Monitor
-	// Threat Status).
-	ThreatsMonitor = Define(ActionThreatsMonitor, "Monitor Threat Status",
-		"Watches a threat until it is resolved, the timeout passes or the monitor is cancelled, and publishes the outcome as an event.", false, threatsMonitor)
-	// MonitorsList is the monitors.list action.
-	MonitorsList = Define(ActionMonitorsList, "List Monitors",
-		"Lists the active threat monitors of this console, oldest first.", false, monitorsList)
-	// MonitorsCancel is the monitors.cancel action.
-	MonitorsCancel = Define(ActionMonitorsCancel, "Cancel Monitor",
-		"Ends an active threat monitor with the cancelled outcome.", false, monitorsCancel)
-)

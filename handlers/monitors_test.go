@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +18,19 @@ type fakeRuntime struct {
 	err       error
 }
 
-func (f *fakeRuntime) IngestStatus(context.Context, string) (any, error) { return nil, nil }
+func (f *fakeRuntime) IngestStatus(context.Context, string) (*IngestStatusReply, error) {
+	return nil, nil
+}
+
+// action returns the action called name.
+func action(t testing.TB, name string) Action {
+	t.Helper()
+	a, ok := Lookup(name)
+	if !ok {
+		t.Fatalf("no action %s", name)
+	}
+	return a
+}
 
 func (f *fakeRuntime) StartMonitor(_ context.Context, console string, spec MonitorSpec) (*MonitorReply, error) {
 	f.spec = spec
@@ -62,7 +73,7 @@ func TestThreatsMonitorRequest(t *testing.T) {
 		t.Run(tc.data, func(t *testing.T) {
 			rt := &fakeRuntime{}
 			req := RequestInfo{ID: "req-1", Source: "/soar", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
-			out, err := ThreatsMonitor.Handle(WithRequest(context.Background(), req), monitorEnv(rt), []byte(tc.data))
+			out, err := action(t, ActionThreatsMonitor).Handle(WithRequest(context.Background(), req), monitorEnv(rt), []byte(tc.data))
 			if tc.errField != "" {
 				e := AsError(err)
 				if e == nil || e.Code != CodeInvalid || !strings.HasPrefix(e.Message, tc.errField) || !strings.Contains(e.Message, tc.errFragments) {
@@ -88,7 +99,7 @@ func TestThreatsMonitorRequest(t *testing.T) {
 }
 
 func TestMonitorActionsWithoutRuntime(t *testing.T) {
-	for _, a := range []Action{ThreatsMonitor, MonitorsList, MonitorsCancel} {
+	for _, a := range []Action{action(t, ActionThreatsMonitor), action(t, ActionMonitorsList), action(t, ActionMonitorsCancel), action(t, ActionIngestStatus)} {
 		data := map[string]string{ActionThreatsMonitor: `{"threatId":"` + id(1) + `"}`, ActionMonitorsCancel: `{"monitorId":"m1"}`}[a.Name]
 		_, err := a.Handle(context.Background(), &Env{Console: "main"}, []byte(data))
 		if e := AsError(err); e == nil || e.Code != CodeUnavailable || !e.Retryable {
@@ -99,7 +110,7 @@ func TestMonitorActionsWithoutRuntime(t *testing.T) {
 
 func TestMonitorsCancel(t *testing.T) {
 	rt := &fakeRuntime{}
-	out, err := MonitorsCancel.Handle(context.Background(), monitorEnv(rt), []byte(`{"monitorId":"abc_DEF-123"}`))
+	out, err := action(t, ActionMonitorsCancel).Handle(context.Background(), monitorEnv(rt), []byte(`{"monitorId":"abc_DEF-123"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,12 +118,12 @@ func TestMonitorsCancel(t *testing.T) {
 		t.Errorf("reply %s, runtime cancelled %q", b, rt.cancelled)
 	}
 	rt.err = Errorf(CodeNotFound, "monitorId: no active monitor")
-	if _, err := MonitorsCancel.Handle(context.Background(), monitorEnv(rt), []byte(`{"monitorId":"gone"}`)); !errors.Is(err, &Error{Code: CodeNotFound}) {
+	if _, err := action(t, ActionMonitorsCancel).Handle(context.Background(), monitorEnv(rt), []byte(`{"monitorId":"gone"}`)); !errors.Is(err, &Error{Code: CodeNotFound}) {
 		t.Errorf("runtime's 404 became %v", err)
 	}
 	for _, data := range []string{`{}`, `{"monitorId":""}`, `{"monitorId":"a.b"}`, `{"monitorId":"a*"}`, `{"monitorId":"` + strings.Repeat("a", 65) + `"}`} {
 		rt.cancelled = ""
-		_, err := MonitorsCancel.Handle(context.Background(), monitorEnv(rt), []byte(data))
+		_, err := action(t, ActionMonitorsCancel).Handle(context.Background(), monitorEnv(rt), []byte(data))
 		if e := AsError(err); e == nil || e.Code != CodeInvalid || !strings.HasPrefix(e.Message, "monitorId") || rt.cancelled != "" {
 			t.Errorf("%s: %v, want a 400 on monitorId", data, err)
 		}
@@ -146,7 +157,7 @@ func listIDs(t *testing.T, l listResult) []string {
 
 func runList(t *testing.T, env *Env, data string) listResult {
 	t.Helper()
-	out, err := MonitorsList.Handle(context.Background(), env, []byte(data))
+	out, err := action(t, ActionMonitorsList).Handle(context.Background(), env, []byte(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +234,7 @@ func TestMonitorsListReplyBound(t *testing.T) {
 		t.Errorf("walked %d items", len(got))
 	}
 	env.MaxReplyBytes = len(one) // not even the envelope fits
-	if _, err := MonitorsList.Handle(context.Background(), env, []byte(`{}`)); AsError(err) == nil || AsError(err).Code != CodeTooLarge {
+	if _, err := action(t, ActionMonitorsList).Handle(context.Background(), env, []byte(`{}`)); AsError(err) == nil || AsError(err).Code != CodeTooLarge {
 		t.Errorf("one item over the bound: %v, want 413", err)
 	}
 }
@@ -231,22 +242,9 @@ func TestMonitorsListReplyBound(t *testing.T) {
 func TestMonitorsListRequest(t *testing.T) {
 	env := monitorEnv(&fakeRuntime{items: monitorItems(2)})
 	for _, data := range []string{`{"cursor":"x"}`, `{"cursor":"12."}`, `{"cursor":"abc.m1"}`, `{"limit":0}`, `{"limit":1001}`, `{"monitorId":"m1"}`} {
-		_, err := MonitorsList.Handle(context.Background(), env, []byte(data))
+		_, err := action(t, ActionMonitorsList).Handle(context.Background(), env, []byte(data))
 		if e := AsError(err); e == nil || e.Code != CodeInvalid {
 			t.Errorf("%s: %v, want a 400", data, err)
 		}
-	}
-}
-
-func TestMonitorActionsDescribeThemselves(t *testing.T) {
-	for _, a := range []Action{ThreatsMonitor, MonitorsList, MonitorsCancel} {
-		if a.Mutating || a.Title == "" || strings.ContainsAny(a.Description, "\n") || !strings.HasSuffix(a.Description, ".") || a.Request == nil || a.Response == nil {
-			t.Errorf("%s: %+v", a.Name, a)
-		}
-		if _, ok := reflect.New(reflect.TypeOf(a.Request)).Interface().(validator); !ok {
-			t.Errorf("%s: %T has no Validate method", a.Name, a.Request)
-		}
-		checkTags(t, a.Name, reflect.TypeOf(a.Request))
-		checkTags(t, a.Name, reflect.TypeOf(a.Response))
 	}
 }

@@ -21,6 +21,10 @@ const (
 	ActionActivitiesList   = "activities.list"
 	ActionAlertsList       = "alerts.list"
 	ActionAlertsUpdate     = "alerts.update"
+	ActionThreatsMonitor   = "threats.monitor"
+	ActionMonitorsList     = "monitors.list"
+	ActionMonitorsCancel   = "monitors.cancel"
+	ActionIngestStatus     = "ingest.status"
 )
 
 const (
@@ -28,11 +32,13 @@ const (
 	mutating = true
 )
 
-// All returns the table of the actions this package implements, in the
-// order of DESIGN.md §4. Each call builds a new slice, which the caller may
-// change. The actions that need the connector's runtime state
-// (threats.monitor, monitors.list, monitors.cancel, ingest.status) are not
-// here: the connector adds them.
+// All returns the table of every action s1bridge serves, in the order of
+// DESIGN.md §4: the connector registers an endpoint per action and console
+// from it, configuration checks consoles.<name>.actions.deny against it,
+// `s1bridge call` lists it, and tests keep the README's table equal to it.
+// The actions that need the connector's runtime state (threats.monitor,
+// monitors.list, monitors.cancel, ingest.status) reach it through
+// Env.Runtime. Each call builds a new slice, which the caller may change.
 func All() []Action {
 	return []Action{
 		Define(ActionHashReputation, "Hash Reputation",
@@ -63,6 +69,16 @@ func All() []Action {
 			"Sets the analyst verdict and/or incident status of alerts.", mutating, alertsUpdate),
 		Define(ActionThreatsUpdate, "Update Threat",
 			"Sets the incident status and/or analyst verdict of threats in one call.", mutating, threatsUpdate),
+		// The monitor actions change nothing in SentinelOne, so none is
+		// mutating and dry-run mode runs them.
+		Define(ActionThreatsMonitor, "Monitor Threat Status",
+			"Watches a threat until it is resolved, the timeout passes or the monitor is cancelled, and publishes the outcome as an event.", readOnly, threatsMonitor),
+		Define(ActionMonitorsList, "List Monitors",
+			"Lists the active threat monitors of this console, oldest first.", readOnly, monitorsList),
+		Define(ActionMonitorsCancel, "Cancel Monitor",
+			"Ends an active threat monitor with the cancelled outcome.", readOnly, monitorsCancel),
+		Define(ActionIngestStatus, "SentinelOne Threats Daemon",
+			"Ingestion progress of this console: leader, watermark, last poll, lag, events published.", readOnly, ingestStatus),
 	}
 }
 

@@ -27,6 +27,10 @@ func TestRegistry(t *testing.T) {
 		ActionActivitiesList:   {"Get Activities", false},
 		ActionAlertsList:       {"Get Alerts", false},
 		ActionAlertsUpdate:     {"Update Alert SentinelOne", true},
+		ActionThreatsMonitor:   {"Monitor Threat Status", false},
+		ActionMonitorsList:     {"List Monitors", false},
+		ActionMonitorsCancel:   {"Cancel Monitor", false},
+		ActionIngestStatus:     {"SentinelOne Threats Daemon", false},
 	}
 	all := All()
 	if len(all) != len(want) {
@@ -50,8 +54,9 @@ func TestRegistry(t *testing.T) {
 		if a.Request == nil || a.Response == nil {
 			t.Errorf("%s: no request or response type", a.Name)
 		}
-		if _, ok := reflect.New(reflect.TypeOf(a.Request)).Interface().(validator); !ok {
-			t.Errorf("%s: %T has no Validate method", a.Name, a.Request)
+		rt := reflect.TypeOf(a.Request)
+		if _, ok := reflect.New(rt).Interface().(validator); !ok && rt.NumField() > 0 {
+			t.Errorf("%s: %T has fields and no Validate method", a.Name, a.Request)
 		}
 		checkTags(t, a.Name, reflect.TypeOf(a.Request))
 		checkTags(t, a.Name, reflect.TypeOf(a.Response))
@@ -60,9 +65,9 @@ func TestRegistry(t *testing.T) {
 	if !slices.IsSorted(names) || len(names) != len(want) {
 		t.Errorf("Names() = %v", names)
 	}
-	for _, n := range []string{"threats.monitor", "monitors.list", "monitors.cancel", "ingest.status", ""} {
+	for _, n := range []string{"", "threats", "monitors.list.x"} {
 		if _, ok := Lookup(n); ok {
-			t.Errorf("Lookup(%q) found an action this package does not implement", n)
+			t.Errorf("Lookup(%q) found an action", n)
 		}
 	}
 	// Each call builds its own table.

@@ -1,13 +1,16 @@
 package handlers
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Runtime is the connector state that some actions read or change: the
 // ingestion progress and the monitors. The connector implements it; handlers
 // reach it through Env.Runtime. Its methods are called concurrently.
 type Runtime interface {
 	// IngestStatus describes the ingestion of console (DESIGN.md §8).
-	IngestStatus(ctx context.Context, console string) (any, error)
+	IngestStatus(ctx context.Context, console string) (*IngestStatusReply, error)
 
 	// StartMonitor stores a monitor of spec.ThreatID on console, or returns
 	// the reply of the monitor spec.Request already started (the same
@@ -51,19 +54,30 @@ func RequestFrom(ctx context.Context) (RequestInfo, bool) {
 // IngestStatusRequest takes no fields.
 type IngestStatusRequest struct{}
 
+// IngestStatusReply is the reply of ingest.status (DESIGN.md §8): the
+// console, then the progress of its threat ingestion.
+type IngestStatusReply struct {
+	Console string `json:"console"`
+	IngestProgress
+}
+
+// IngestProgress is the progress of the ingestion of one kind of object on
+// one console. Watermark, LastPollAt and LagSeconds are null until the first
+// poll of any replica stored them; LagSeconds is rounded to milliseconds.
+type IngestProgress struct {
+	Leader     bool       `json:"leader"`   // this replica holds the lease
+	LeaderID   string     `json:"leaderId"` // the replica that does, "" when none
+	Watermark  *time.Time `json:"watermark"`
+	LastPollAt *time.Time `json:"lastPollAt"`
+	LastError  string     `json:"lastError"`
+	Published  int64      `json:"published"` // events this process stored since it started
+	LagSeconds *float64   `json:"lagSeconds"`
+}
+
 // ingestStatus answers ingest.status from the runtime.
-func ingestStatus(ctx context.Context, env *Env, _ *IngestStatusRequest) (*any, error) {
+func ingestStatus(ctx context.Context, env *Env, _ *IngestStatusRequest) (*IngestStatusReply, error) {
 	if env.Runtime == nil {
 		return nil, Errorf(CodeUnavailable, "ingestion state is not available on this replica yet")
 	}
-	s, err := env.Runtime.IngestStatus(ctx, env.Console)
-	if err != nil {
-		return nil, err
-	}
-	return &s, nil
+	return env.Runtime.IngestStatus(ctx, env.Console)
 }
-
-// IngestStatus is the ingest.status action (the seed's SentinelOne Threats
-// Daemon, seen from outside).
-var IngestStatus = Define("ingest.status", "SentinelOne Threats Daemon",
-	"Ingestion progress of this console: leader, watermark, last poll, lag, events published", false, ingestStatus)

@@ -1,19 +1,31 @@
 // Package subjects is the s1bridge wire protocol, defined once: the subject
 // grammar, the CloudEvents types and extension names, the NATS header names,
-// and the names of the stream and key-value buckets. No other package spells a
-// subject, a header or a type by hand; they all call this one.
+// the names of the stream and key-value buckets (all derived from the
+// prefix, DESIGN.md §9), the keys in those buckets and the events' ids. No
+// other package spells a subject, a header, a type, a key or an id by hand;
+// they all call this one.
 //
 // The grammar (DESIGN.md §3):
 //
 //	<prefix>.<console>.action.<action>                      action request
 //	<prefix>.<console>.event.threat.<threatId>.<kind...>     threat event
 //	<prefix>.<console>.event.monitor.<monitorId>.<outcome>   monitor event
+//
+// The keys (bucket <PREFIX>_STATE, _LEASES, _MONITORS):
+//
+//	<console>.threat.<threatId>   last known state of a threat      STATE
+//	<console>.cursor              threat ingestion progress          STATE
+//	<console>.ingest              threat ingestion lease             LEASES
+//	<console>.monitors            monitor poller lease               LEASES
+//	<console>.m.<monitorId>       an active monitor                  MONITORS
+//	<console>.poll                monitor poller progress            MONITORS
 package subjects
 
 import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Service discovery, as seen by `nats micro ls`.
@@ -84,6 +96,28 @@ const (
 	typeMonitorPrefix           = "s1bridge.monitor."
 )
 
+// CreatedType is the CloudEvents type of the created event of entity e:
+// "s1bridge.<entity>.created".
+func CreatedType(e Entity) string { return TypePrefix + string(e) + "." + KindCreated }
+
+// ChangedType is the type of a change of kind of entity e:
+// "s1bridge.<entity>.<kind>_changed".
+func ChangedType(e Entity, kind string) string {
+	return TypePrefix + string(e) + "." + kind + "_changed"
+}
+
+// ResolvedType is the type of a status change to resolved of entity e:
+// "s1bridge.<entity>.resolved".
+func ResolvedType(e Entity) string { return TypePrefix + string(e) + "." + OutcomeResolved }
+
+// Fields a threat event's change names, in change.field and in the event
+// id: SentinelOne's names.
+const (
+	FieldIncidentStatus   = "incidentStatus"
+	FieldAnalystVerdict   = "analystVerdict"
+	FieldMitigationStatus = "mitigationStatus"
+)
+
 // Monitor outcomes: the last subject token and the suffix of the event type.
 const (
 	OutcomeResolved  = "resolved"
@@ -99,14 +133,124 @@ const (
 	KindMitigation = "mitigation"
 )
 
-// Default names of the JetStream stream and KV buckets.
+// Bucket is a KV bucket a deployment owns; its name is the upper-cased
+// prefix, "_" and the bucket (DESIGN.md §9: S1_STATE with prefix s1).
+type Bucket string
+
+// The KV buckets.
 const (
-	DefaultEventsStream = "S1_EVENTS"
-	BucketState         = "S1_STATE"    // watermarks and per-threat state
-	BucketLeases        = "S1_LEASES"   // one lease per console and role, with a TTL
-	BucketMonitors      = "S1_MONITORS" // active monitors
-	BucketIdempotency   = "S1_IDEMPOTENCY"
+	BucketState    Bucket = "STATE"    // ingestion watermarks and last known states
+	BucketLeases   Bucket = "LEASES"   // one lease per console and role, with a TTL
+	BucketMonitors Bucket = "MONITORS" // active monitors
 )
+
+// streamEvents names the events stream after the prefix: S1_EVENTS.
+const streamEvents = "EVENTS"
+
+// KV wire names the connector writes by hand to pipeline its writes: the
+// subject of a key is "$KV.<bucket>.<key>", and a delete is a message with
+// the operation header (what jetstream.KeyValue.Delete sends).
+const (
+	kvSubjectPrefix   = "$KV."
+	HeaderKVOperation = "KV-Operation"
+	KVOperationDelete = "DEL"
+)
+
+// KVSubject is the subject of key in the bucket named bucket (a name, as
+// Subjects.BucketName returns it).
+func KVSubject(bucket, key string) string { return kvSubjectPrefix + bucket + "." + key }
+
+// Entity is a kind of SentinelOne object whose changes ingestion publishes.
+// It is a subject token (<prefix>.<console>.event.<entity>.<id>...), the
+// middle of the key of its last known state, the member of an event's data
+// that holds the object, and the middle of its CloudEvents types.
+type Entity string
+
+// EntityThreat is a threat (DESIGN.md §6).
+const EntityThreat Entity = "threat"
+
+// KV keys. Threat keys keep the names they had before other entities
+// (DESIGN.md §10), so that a rolling upgrade finds its state.
+const (
+	keyCursor      = "cursor"   // <console>.cursor: threat ingestion progress
+	keyIngestLease = "ingest"   // <console>.ingest: the threat ingestion lease
+	keyMonitor     = "m"        // <console>.m.<monitorId>
+	keyMonitorPoll = "poll"     // <console>.poll: the monitor poller's progress
+	keyMonitors    = "monitors" // <console>.monitors: the monitor poller's lease
+)
+
+// StateKey is the key of the last known state of object id of entity e.
+func StateKey(console string, e Entity, id string) string {
+	return console + "." + string(e) + "." + id
+}
+
+// StateKeys matches every StateKey of entity e on console (a KV filter).
+func StateKeys(console string, e Entity) string { return StateKey(console, e, "*") }
+
+// CursorKey is the key of the ingestion progress of entity e on console:
+// "<console>.cursor" for threats, "<console>.cursor.<entity>" for others
+// (never matched by StateKeys, whatever the ids).
+func CursorKey(console string, e Entity) string {
+	if e == EntityThreat {
+		return console + "." + keyCursor
+	}
+	return console + "." + keyCursor + "." + string(e)
+}
+
+// IngestLeaseKey is the lease of the ingestion of entity e on console:
+// "<console>.ingest" for threats, "<console>.ingest.<entity>" for others.
+func IngestLeaseKey(console string, e Entity) string {
+	if e == EntityThreat {
+		return console + "." + keyIngestLease
+	}
+	return console + "." + keyIngestLease + "." + string(e)
+}
+
+// MonitorKey is the key of the record of monitor id on console.
+func MonitorKey(console, id string) string { return console + "." + keyMonitor + "." + id }
+
+// MonitorKeys matches every MonitorKey of console (a KV filter).
+func MonitorKeys(console string) string { return MonitorKey(console, "*") }
+
+// MonitorPollKey is the key of the monitor poller's progress on console.
+func MonitorPollKey(console string) string { return console + "." + keyMonitorPoll }
+
+// MonitorsLeaseKey is the lease of the monitor poller of console.
+func MonitorsLeaseKey(console string) string { return console + "." + keyMonitors }
+
+// EventIDTimeLayout is how an updatedAt stands in an event id: SentinelOne's
+// own layout, UTC to the microsecond.
+const EventIDTimeLayout = "2006-01-02T15:04:05.000000Z"
+
+// CreatedEventID is the CloudEvents id (and Nats-Msg-Id) of the created
+// event of object id: "<console>/<threatId>/created" for a threat,
+// "<console>/<entity>/<id>/created" for others (DESIGN.md §8, §10).
+func CreatedEventID(console string, e Entity, id string) string {
+	return eventIDPrefix(console, e) + id + "/" + KindCreated
+}
+
+// ChangeEventID is the id of the event of field changing to to at at:
+// "<console>/<threatId>/<field>/<to>/<updatedAt>" for a threat, with
+// "/<entity>" after the console for others, so that A to B to A is three
+// facts.
+func ChangeEventID(console string, e Entity, id, field, to string, at time.Time) string {
+	return eventIDPrefix(console, e) + id + "/" + field + "/" + to + "/" + at.UTC().Format(EventIDTimeLayout)
+}
+
+func eventIDPrefix(console string, e Entity) string {
+	if e == EntityThreat {
+		return console + "/"
+	}
+	return console + "/" + string(e) + "/"
+}
+
+// MonitorEventID is the id of the outcome event of a monitor:
+// "<console>/monitor/<monitorId>/<outcome>".
+func MonitorEventID(console, monitorID, outcome string) string {
+	return console + "/" + entityMonitor + "/" + monitorID + "/" + outcome
+}
+
+const entityMonitor = "monitor"
 
 var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
@@ -132,6 +276,15 @@ func New(prefix string) (Subjects, error) {
 // Prefix returns the first token of every subject.
 func (s Subjects) Prefix() string { return s.prefix }
 
+// EventsStream is the default name of the events stream: "S1_EVENTS" with
+// prefix s1 (streams.events.name overrides it).
+func (s Subjects) EventsStream() string { return s.upper() + "_" + streamEvents }
+
+// BucketName is the name of bucket b: "S1_STATE" with prefix s1.
+func (s Subjects) BucketName(b Bucket) string { return s.upper() + "_" + string(b) }
+
+func (s Subjects) upper() string { return strings.ToUpper(s.prefix) }
+
 // Action is the request subject of action on console.
 func (s Subjects) Action(console, action string) string {
 	return s.prefix + "." + console + ".action." + action
@@ -149,24 +302,45 @@ func (s Subjects) ConsoleEvents(console string) string {
 	return s.prefix + "." + console + ".event.>"
 }
 
-// ThreatEvent is the subject of a threat event; kind is KindCreated or
-// KindStatus/KindVerdict/KindMitigation with to the new value.
-func (s Subjects) ThreatEvent(console, threatID, kind, to string) string {
-	subj := s.prefix + "." + console + ".event.threat." + threatID + "." + kind
+// EntityEvent is the subject of an event about object id of entity e; kind
+// is KindCreated, or a change's kind with to the new value.
+func (s Subjects) EntityEvent(console string, e Entity, id, kind, to string) string {
+	subj := s.prefix + "." + console + ".event." + string(e) + "." + id + "." + kind
 	if to != "" {
 		subj += "." + SafeToken(to)
 	}
 	return subj
 }
 
+// EntityEvents matches every event about object id of entity e.
+func (s Subjects) EntityEvents(console string, e Entity, id string) string {
+	return s.prefix + "." + console + ".event." + string(e) + "." + id + ".>"
+}
+
+// ThreatEvent is the subject of a threat event; kind is KindCreated or
+// KindStatus/KindVerdict/KindMitigation with to the new value.
+func (s Subjects) ThreatEvent(console, threatID, kind, to string) string {
+	return s.EntityEvent(console, EntityThreat, threatID, kind, to)
+}
+
 // MonitorEvent is the subject of a monitor outcome.
 func (s Subjects) MonitorEvent(console, monitorID, outcome string) string {
-	return s.prefix + "." + console + ".event.monitor." + monitorID + "." + outcome
+	return s.prefix + "." + console + ".event." + entityMonitor + "." + monitorID + "." + outcome
 }
 
 // MonitorWildcard matches every outcome of one monitor.
 func (s Subjects) MonitorWildcard(console, monitorID string) string {
-	return s.prefix + "." + console + ".event.monitor." + monitorID + ".*"
+	return s.MonitorEvent(console, monitorID, "*")
+}
+
+// PrefixOfEvents returns the prefix whose EventsWildcard subject is, and
+// whether it is one: how a stream's subjects tell whose it is.
+func PrefixOfEvents(subject string) (string, bool) {
+	prefix, ok := strings.CutSuffix(subject, ".*.event.>")
+	if !ok || !ValidToken(prefix) {
+		return "", false
+	}
+	return prefix, true
 }
 
 // ParseAction splits an action request subject into console and action. ok is

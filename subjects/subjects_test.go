@@ -1,6 +1,11 @@
 package subjects
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"github.com/s1bridge/s1bridge/sentinelone"
+)
 
 func TestGrammar(t *testing.T) {
 	s, err := New("s1")
@@ -63,6 +68,58 @@ func TestPrefixMustBeToken(t *testing.T) {
 	for _, p := range []string{"", "a.b", "a b", "a*", "a>"} {
 		if _, err := New(p); err == nil {
 			t.Errorf("prefix %q accepted", p)
+		}
+	}
+}
+
+// TestNames pins every name a deployment owns in NATS, and that the threat
+// keys and event ids are the ones release 1 wrote (a rolling upgrade finds
+// its state, and the stream drops what it already has).
+func TestNames(t *testing.T) {
+	s1, _ := New("s1")
+	nc, _ := New("nc-2")
+	at := time.Date(2024, 5, 1, 8, 12, 10, 2311000, time.FixedZone("", 3600))
+	for _, tc := range []struct{ got, want string }{
+		{s1.EventsStream(), "S1_EVENTS"},
+		{nc.EventsStream(), "NC-2_EVENTS"},
+		{s1.BucketName(BucketState), "S1_STATE"},
+		{s1.BucketName(BucketLeases), "S1_LEASES"},
+		{nc.BucketName(BucketMonitors), "NC-2_MONITORS"},
+		{KVSubject(s1.BucketName(BucketState), "main.cursor"), "$KV.S1_STATE.main.cursor"},
+		{StateKey("main", EntityThreat, "123"), "main.threat.123"},
+		{StateKeys("main", EntityThreat), "main.threat.*"},
+		{CursorKey("main", EntityThreat), "main.cursor"},
+		{CursorKey("main", "alert"), "main.cursor.alert"},
+		{IngestLeaseKey("main", EntityThreat), "main.ingest"},
+		{IngestLeaseKey("main", "alert"), "main.ingest.alert"},
+		{MonitorKey("main", "m1"), "main.m.m1"},
+		{MonitorKeys("main"), "main.m.*"},
+		{MonitorPollKey("main"), "main.poll"},
+		{MonitorsLeaseKey("main"), "main.monitors"},
+		{CreatedEventID("main", EntityThreat, "123"), "main/123/created"},
+		{CreatedEventID("main", "alert", "a-1"), "main/alert/a-1/created"},
+		{ChangeEventID("main", EntityThreat, "123", "incidentStatus", "resolved", at), "main/123/incidentStatus/resolved/2024-05-01T07:12:10.002311Z"},
+		{ChangeEventID("main", "alert", "a-1", "status", "resolved", at), "main/alert/a-1/status/resolved/2024-05-01T07:12:10.002311Z"},
+		{MonitorEventID("main", "m1", OutcomeCancelled), "main/monitor/m1/cancelled"},
+		{CreatedType(EntityThreat), TypeThreatCreated},
+		{ChangedType(EntityThreat, KindStatus), TypeThreatStatusChanged},
+		{ChangedType(EntityThreat, KindVerdict), TypeThreatVerdictChanged},
+		{ChangedType(EntityThreat, KindMitigation), TypeThreatMitigationChanged},
+		{ResolvedType(EntityThreat), TypeThreatResolved},
+		{ResolvedType("alert"), "s1bridge.alert.resolved"},
+		{s1.EntityEvents("main", EntityThreat, "123"), "s1.main.event.threat.123.>"},
+		{s1.EntityEvent("main", "alert", "a-1", KindStatus, "in_progress"), "s1.main.event.alert.a-1.status.in_progress"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+	if EventIDTimeLayout != sentinelone.TimeFormat {
+		t.Errorf("event ids write updatedAt as %q, SentinelOne as %q", EventIDTimeLayout, sentinelone.TimeFormat)
+	}
+	for subject, want := range map[string]string{"s1.*.event.>": "s1", "nc-2.*.event.>": "nc-2", "s1.main.event.>": "", "a.b.*.event.>": "", "foo.>": ""} {
+		if got, ok := PrefixOfEvents(subject); got != want || ok != (want != "") {
+			t.Errorf("PrefixOfEvents(%q) = %q %t, want %q", subject, got, ok, want)
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/s1bridge/s1bridge/handlers"
 	"github.com/s1bridge/s1bridge/logging"
 	"github.com/s1bridge/s1bridge/sentinelone"
+	"github.com/s1bridge/s1bridge/subjects"
 )
 
 // newFlags returns a flag set that reports errors instead of exiting, and
@@ -122,8 +123,11 @@ func cmdCall(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	subj := *prefix + "." + *console + ".action." + action
-	reply, err := connector.Call(ctx, nc, subj, action, "/s1bridge/cli", data)
+	sub, err := subjects.New(*prefix)
+	if err != nil {
+		return fmt.Errorf("--prefix: %w", err)
+	}
+	reply, err := connector.Call(ctx, nc, sub.Action(*console, action), action, "/s1bridge/cli", data)
 	if err != nil {
 		return err
 	}

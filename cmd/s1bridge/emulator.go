@@ -96,7 +96,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	url := "nats://" + cfg.NATS.Embedded.Listen
-	fmt.Fprintf(stdout, demoText, url, cfg.Streams.Events.Name, cfg.HTTP.Listen)
+	subj := c.Subjects()
+	fmt.Fprintf(stdout, demoText, url, cfg.EventsStreamName(), cfg.HTTP.Listen, subj.Action("main", "agents.list"), subj.ConsoleEvents("main"))
 	<-ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -116,8 +117,8 @@ With the nats CLI (go install github.com/nats-io/natscli/nats@latest):
 
   nats -s %[1]s micro ls
   nats -s %[1]s micro info s1bridge
-  nats -s %[1]s req s1.main.action.agents.list '{"limit":2}'
-  nats -s %[1]s sub 's1.main.event.>'
+  nats -s %[1]s req %[4]s '{"limit":2}'
+  nats -s %[1]s sub '%[5]s'
   nats -s %[1]s stream view %[2]s
 
 Health and metrics: http://%[3]s/healthz  /readyz  /metrics

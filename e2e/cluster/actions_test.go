@@ -65,7 +65,7 @@ func TestActionsSurviveServerLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	subj := c.Subjects()
-	checkReplicas(t, js, eventsStream, stateStream, leaseStream, "KV_"+subjects.BucketMonitors)
+	checkReplicas(t, js, eventsStream, stateStream, leaseStream, monitorsStream)
 	threats := emu.IDs().Threats
 	cases := actionCases(threats)
 
@@ -223,7 +223,7 @@ func TestActionsSurviveServerLoss(t *testing.T) {
 		}
 		restarted := time.Now()
 		cl.Restart(t, node)
-		waitRejoined(t, js, victim, 30*time.Second, eventsStream, stateStream, leaseStream, "KV_"+subjects.BucketMonitors)
+		waitRejoined(t, js, victim, 30*time.Second, eventsStream, stateStream, leaseStream, monitorsStream)
 		rejoined := time.Since(restarted)
 		testenv.WaitFor(t, deadline+slack+time.Second, "the requests in flight at the kill to end", func() bool {
 			mu.Lock()

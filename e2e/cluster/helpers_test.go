@@ -13,6 +13,7 @@ import (
 
 	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/connector"
+	"github.com/s1bridge/s1bridge/handlers"
 	"github.com/s1bridge/s1bridge/internal/testenv"
 	"github.com/s1bridge/s1bridge/subjects"
 )
@@ -126,7 +127,7 @@ func call(ctx context.Context, nc *nats.Conn, subj subjects.Subjects, action str
 }
 
 // ingestStatus asks the connector for console main's ingestion progress.
-func ingestStatus(nc *nats.Conn, subj subjects.Subjects) (*connector.IngestStatus, error) {
+func ingestStatus(nc *nats.Conn, subj subjects.Subjects) (*handlers.IngestStatusReply, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	_, r, err := call(ctx, nc, subj, "ingest.status", []byte("{}"))
@@ -136,7 +137,7 @@ func ingestStatus(nc *nats.Conn, subj subjects.Subjects) (*connector.IngestStatu
 	if r.Err != nil {
 		return nil, r.Err
 	}
-	var s connector.IngestStatus
+	var s handlers.IngestStatusReply
 	if err := json.Unmarshal(r.Event.Data, &s); err != nil {
 		return nil, err
 	}

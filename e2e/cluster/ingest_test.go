@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/connector"
 	"github.com/s1bridge/s1bridge/emulator"
 	"github.com/s1bridge/s1bridge/internal/testenv"
@@ -19,11 +20,14 @@ import (
 	"github.com/s1bridge/s1bridge/subjects"
 )
 
-// The streams ingestion writes to, as JetStream names them.
-const (
-	eventsStream = subjects.DefaultEventsStream
-	stateStream  = "KV_" + subjects.BucketState
-	leaseStream  = "KV_" + subjects.BucketLeases
+// The streams of the default prefix (s1) ingestion and monitors write to,
+// as JetStream names them (a bucket's stream is KV_<bucket>).
+var (
+	defaultSubjects, _ = subjects.New(config.Default().Subjects.Prefix)
+	eventsStream       = defaultSubjects.EventsStream()
+	stateStream        = "KV_" + defaultSubjects.BucketName(subjects.BucketState)
+	leaseStream        = "KV_" + defaultSubjects.BucketName(subjects.BucketLeases)
+	monitorsStream     = "KV_" + defaultSubjects.BucketName(subjects.BucketMonitors)
 )
 
 func TestIngestionSurvivesLeaderLoss(t *testing.T) {
@@ -46,7 +50,7 @@ func TestIngestionSurvivesLeaderLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	subj := c.Subjects()
-	checkReplicas(t, js, eventsStream, stateStream, leaseStream, "KV_"+subjects.BucketMonitors)
+	checkReplicas(t, js, eventsStream, stateStream, leaseStream, monitorsStream)
 
 	// The console keeps changing all along: new threats, and status,
 	// verdict and mitigation changes to threats old and new.

@@ -24,6 +24,7 @@ import (
 	"github.com/s1bridge/s1bridge/connector"
 	"github.com/s1bridge/s1bridge/e2e/faults"
 	"github.com/s1bridge/s1bridge/emulator"
+	"github.com/s1bridge/s1bridge/handlers"
 	"github.com/s1bridge/s1bridge/internal/testenv"
 )
 
@@ -183,8 +184,8 @@ func noLeak(t *testing.T, limit, maxConns int, timeout time.Duration) (int, int)
 }
 
 // ingestStatus asks ingest.status.
-func (r *rig) ingestStatus() (connector.IngestStatus, error) {
-	var s connector.IngestStatus
+func (r *rig) ingestStatus() (handlers.IngestStatusReply, error) {
+	var s handlers.IngestStatusReply
 	o := call(r.nc, r.subject("ingest.status"), "ingest.status", `{}`, 5*time.Second)
 	if o.code != 200 {
 		return s, fmt.Errorf("ingest.status: %s", o)
@@ -228,7 +229,7 @@ func (r *rig) caughtUp(quiet time.Time, timeout time.Duration) faults.Report {
 	read := func() faults.Report {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		evs, err := faults.ReadEvents(ctx, r.nc, r.cfg.Streams.Events.Name)
+		evs, err := faults.ReadEvents(ctx, r.nc, r.cfg.EventsStreamName())
 		if err != nil {
 			r.t.Fatalf("read events: %v", err)
 		}

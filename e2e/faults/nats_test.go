@@ -144,7 +144,7 @@ func TestNATSRestartDuringIngestion(t *testing.T) {
 			m.Ingest.PageSize = 200
 			c.Consoles["main"] = m
 		}, connector.WithLeaseTTL(1500*time.Millisecond))
-	stream := r.cfg.Streams.Events.Name
+	stream := r.cfg.EventsStreamName()
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	threats := r.emu.IDs().Threats
@@ -166,9 +166,9 @@ func TestNATSRestartDuringIngestion(t *testing.T) {
 	}()
 	var restarts []string
 	for i, down := range []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond} {
-		before := testenv.StreamMsgs(r.nc, r.cfg.Streams.Events.Name)
-		testenv.WaitFor(t, 60*time.Second, "ingestion to publish", func() bool { return testenv.StreamMsgs(r.nc, r.cfg.Streams.Events.Name) > before+300 })
-		n := testenv.StreamMsgs(r.nc, r.cfg.Streams.Events.Name)
+		before := testenv.StreamMsgs(r.nc, r.cfg.EventsStreamName())
+		testenv.WaitFor(t, 60*time.Second, "ingestion to publish", func() bool { return testenv.StreamMsgs(r.nc, r.cfg.EventsStreamName()) > before+300 })
+		n := testenv.StreamMsgs(r.nc, r.cfg.EventsStreamName())
 		r.restartNATS(down)
 		restarts = append(restarts, fmt.Sprintf("restart %d at %d events, down %s", i+1, n, down))
 	}

@@ -86,7 +86,7 @@ func ReadEvents(ctx context.Context, nc *nats.Conn, stream string) ([]Event, err
 		h := m.Headers()
 		ev := Event{Seq: md.Sequence.Stream, Subject: m.Subject(), ID: h.Get(subjects.HeaderMsgID),
 			Type: h.Get("ce-type"), ThreatID: h.Get("ce-subject")}
-		if strings.HasPrefix(ev.Type, "s1bridge.threat.") {
+		if strings.HasPrefix(ev.Type, subjects.TypePrefix+string(subjects.EntityThreat)+".") {
 			var d struct {
 				Threat struct {
 					ThreatInfo struct {

@@ -67,7 +67,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 		slog.NewJSONHandler(&raw, debug),
 		logging.Redact(slog.NewJSONHandler(&redacted, debug), cfg.Secrets()),
 	))
-	c, err := connector.New(cfg, log, connector.WithActions(append(connector.Actions(), panicAction)))
+	c, err := connector.New(cfg, log, connector.WithActions(append(handlers.All(), panicAction)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -480,7 +480,7 @@ func (s *soak) waitCaughtUp(ctx context.Context, quiet time.Time, timeout time.D
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		r, err := s.call(ctx, "ingest.status", `{}`)
 		if err == nil {
-			var st connector.IngestStatus
+			var st handlers.IngestStatusReply
 			if err := json.Unmarshal(r.Event.Data, &st); err == nil && st.LagSeconds != nil &&
 				time.Now().Add(-time.Duration(*st.LagSeconds*float64(time.Second))).After(quiet) {
 				return nil
@@ -528,7 +528,7 @@ func (s *soak) check(ctx context.Context) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
-		evs, err := faults.ReadEvents(rctx, s.nc, s.cfg.Streams.Events.Name)
+		evs, err := faults.ReadEvents(rctx, s.nc, s.cfg.EventsStreamName())
 		cancel()
 		if err != nil {
 			return err

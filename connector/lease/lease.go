@@ -1,4 +1,10 @@
-package connector
+// Package lease elects one holder of a role among replicas with a KV key:
+// taken with Create (which fails while the key exists), renewed with Update
+// on the revision the holder last wrote (which fails if anybody else wrote
+// since), and deleted when the holder stops. The bucket's MaxAge expires a
+// lease whose holder stopped renewing. Ingestion and the monitor poller run
+// their loops under one each.
+package lease
 
 import (
 	"context"
@@ -9,38 +15,45 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/s1bridge/s1bridge/connector/store"
 )
 
-// DefaultLeaseTTL is how long a lease outlives its last renewal: the holder
+// DefaultTTL is how long a lease outlives its last renewal: the holder
 // renews every TTL/3, and another replica takes over at most one TTL after
 // the holder dies. The leases bucket's MaxAge is this TTL, so every replica
 // of a deployment must use the same one.
-const DefaultLeaseTTL = 9 * time.Second
+const DefaultTTL = 9 * time.Second
 
-// leaseValue is what a lease key holds: who holds it, since when.
-type leaseValue struct {
+// value is what a lease key holds: who holds it, since when.
+type value struct {
 	Holder   string    `json:"holder"`
 	Acquired time.Time `json:"acquired"`
 	Renewed  time.Time `json:"renewed"`
 }
 
-// lease is one KV key that at most one replica holds at a time: taken with
-// Create (which fails while the key exists), renewed with Update on the
-// revision it last wrote (which fails if anybody else wrote since), and
-// deleted on a clean stop. The bucket's MaxAge expires a lease whose holder
-// stopped renewing.
-type lease struct {
+// Lease is one key that at most one replica holds at a time. Its methods
+// are not safe for concurrent use: one goroutine runs Hold.
+type Lease struct {
 	kv     jetstream.KeyValue
 	key    string
 	holder string
-	log    *slog.Logger
 	ttl    time.Duration
+	log    *slog.Logger
 }
 
-// hold runs work(ctx) each time the lease is acquired, with a ctx that is
+// New returns the lease key in kv (a bucket whose MaxAge is ttl), to be held
+// as holder (unique per replica).
+func New(kv jetstream.KeyValue, key, holder string, ttl time.Duration, log *slog.Logger) *Lease {
+	return &Lease{kv: kv, key: key, holder: holder, ttl: ttl, log: log}
+}
+
+// Hold runs work(ctx) each time the lease is acquired, with a ctx that is
 // cancelled the moment a renewal fails, and keeps trying to acquire it until
-// ctx ends. On ctx's end it releases the lease if held.
-func (l *lease) hold(ctx context.Context, work func(ctx context.Context)) {
+// ctx ends. Whenever work returns (ctx ended, or it gave up on its own) the
+// lease is released, so that another replica, or this one on its next try,
+// takes over at once rather than after the TTL.
+func (l *Lease) Hold(ctx context.Context, work func(ctx context.Context)) {
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	for {
@@ -51,7 +64,7 @@ func (l *lease) hold(ctx context.Context, work func(ctx context.Context)) {
 		}
 		rev, err := l.acquire(ctx)
 		if err != nil {
-			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
+			if !store.IsConflict(err) && ctx.Err() == nil {
 				l.log.Warn("lease: could not acquire", "key", l.key, "error", err)
 			}
 			retry.Reset(l.ttl / 3)
@@ -64,11 +77,8 @@ func (l *lease) hold(ctx context.Context, work func(ctx context.Context)) {
 		rev = l.keep(workCtx, rev, done)
 		cancel()
 		<-done
-		// Let another replica (or this one, on the next try) take over at
-		// once rather than after the TTL: on a clean stop, and when the work
-		// gave up on its own (ingestion reloading after a failed
-		// compare-and-set). After a failed renewal rev is likely stale and
-		// nothing is deleted.
+		// After a failed renewal rev is likely stale and nothing is
+		// deleted.
 		l.release(rev)
 		if ctx.Err() != nil {
 			return
@@ -78,7 +88,7 @@ func (l *lease) hold(ctx context.Context, work func(ctx context.Context)) {
 }
 
 // release deletes the lease if it is still at rev.
-func (l *lease) release(rev uint64) {
+func (l *Lease) release(rev uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(rev)); err == nil {
@@ -88,7 +98,7 @@ func (l *lease) release(rev uint64) {
 
 // keep renews the lease until ctx ends, work returns, or a renewal fails.
 // It returns the last revision it wrote.
-func (l *lease) keep(ctx context.Context, rev uint64, done <-chan struct{}) uint64 {
+func (l *Lease) keep(ctx context.Context, rev uint64, done <-chan struct{}) uint64 {
 	tick := time.NewTicker(l.ttl / 3)
 	defer tick.Stop()
 	acquired := time.Now().UTC()
@@ -103,7 +113,7 @@ func (l *lease) keep(ctx context.Context, rev uint64, done <-chan struct{}) uint
 		// A renewal must land well within the TTL, or the lease may already
 		// be someone else's by the time it does.
 		rctx, cancel := context.WithTimeout(ctx, l.ttl/3)
-		b, _ := json.Marshal(leaseValue{Holder: l.holder, Acquired: acquired, Renewed: time.Now().UTC()})
+		b, _ := json.Marshal(value{Holder: l.holder, Acquired: acquired, Renewed: time.Now().UTC()})
 		next, err := l.kv.Update(rctx, l.key, b, rev)
 		cancel()
 		if err != nil {
@@ -116,16 +126,16 @@ func (l *lease) keep(ctx context.Context, rev uint64, done <-chan struct{}) uint
 	}
 }
 
-func (l *lease) acquire(ctx context.Context) (uint64, error) {
+func (l *Lease) acquire(ctx context.Context) (uint64, error) {
 	now := time.Now().UTC()
-	b, _ := json.Marshal(leaseValue{Holder: l.holder, Acquired: now, Renewed: now})
+	b, _ := json.Marshal(value{Holder: l.holder, Acquired: now, Renewed: now})
 	cctx, cancel := context.WithTimeout(ctx, l.ttl/3)
 	defer cancel()
 	return l.kv.Create(cctx, l.key, b)
 }
 
-// leaseHolder reads who holds key, "" when nobody does.
-func leaseHolder(ctx context.Context, kv jetstream.KeyValue, key string) (string, error) {
+// Holder reads who holds key in kv, "" when nobody does.
+func Holder(ctx context.Context, kv jetstream.KeyValue, key string) (string, error) {
 	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return "", nil
@@ -133,7 +143,7 @@ func leaseHolder(ctx context.Context, kv jetstream.KeyValue, key string) (string
 	if err != nil {
 		return "", err
 	}
-	var v leaseValue
+	var v value
 	if err := json.Unmarshal(e.Value(), &v); err != nil {
 		return "", fmt.Errorf("lease %s: %w", key, err)
 	}

@@ -1,6 +1,7 @@
-package connector
+package monitor
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -8,8 +9,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/s1bridge/s1bridge/config"
+	"github.com/s1bridge/s1bridge/connector/store"
 	"github.com/s1bridge/s1bridge/emulator"
 	"github.com/s1bridge/s1bridge/handlers"
+	"github.com/s1bridge/s1bridge/internal/testparts"
 	"github.com/s1bridge/s1bridge/sentinelone"
 	"github.com/s1bridge/s1bridge/subjects"
 )
@@ -73,11 +76,10 @@ func TestNewMonitorID(t *testing.T) {
 // would not drop a repeat), and a monitor whose deadline passed while no
 // replica ran.
 func TestMonitorLoopCompletesLeftClaims(t *testing.T) {
-	c, emu := startForMonitors(t, func(cfg *config.Config) { cfg.Streams.Events.Duplicates = 200 * time.Millisecond })
+	ms, emu := startForMonitors(t, func(cfg *config.Config) { cfg.Streams.Events.Duplicates = 200 * time.Millisecond })
 	ctx := t.Context()
-	cfg := c.cfg
+	const window = 200 * time.Millisecond
 	threats := emu.AddThreats(3, time.Time{})
-	ms := c.monitors["main"]
 	past := monitorNow().Add(-time.Minute)
 	rec := func(i int, end *monitorEnd) *monitorRecord {
 		return &monitorRecord{
@@ -93,19 +95,19 @@ func TestMonitorLoopCompletesLeftClaims(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ms.st.js.PublishMsg(ctx, m); err != nil {
+	if _, err := ms.st.Publish(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * cfg.Streams.Events.Duplicates) // the window passes: a repeat would be stored
+	time.Sleep(2 * window) // the window passes: a repeat would be stored
 	for _, r := range []*monitorRecord{unpublished, published, overdue} {
 		b, _ := json.Marshal(r)
-		if _, err := ms.st.monitors.Create(ctx, ms.key(r.MonitorID), b); err != nil {
+		if _, err := ms.kv.Create(ctx, ms.key(r.MonitorID), b); err != nil {
 			t.Fatal(err)
 		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		keys, err := ms.st.monitors.ListKeysFiltered(ctx, ms.key("*"))
+		keys, err := ms.kv.ListKeysFiltered(ctx, subjects.MonitorKeys("main"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,14 +123,14 @@ func TestMonitorLoopCompletesLeftClaims(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	info, err := ms.st.events.Info(ctx, jetstream.WithSubjectFilter(c.subj.MonitorWildcard("main", "*")))
+	info, err := ms.st.Events().Info(ctx, jetstream.WithSubjectFilter(ms.subj.MonitorWildcard("main", "*")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]uint64{
-		c.subj.MonitorEvent("main", unpublished.MonitorID, subjects.OutcomeCancelled): 1,
-		c.subj.MonitorEvent("main", published.MonitorID, subjects.OutcomeCancelled):   1,
-		c.subj.MonitorEvent("main", overdue.MonitorID, subjects.OutcomeTimedOut):      1,
+		ms.subj.MonitorEvent("main", unpublished.MonitorID, subjects.OutcomeCancelled): 1,
+		ms.subj.MonitorEvent("main", published.MonitorID, subjects.OutcomeCancelled):   1,
+		ms.subj.MonitorEvent("main", overdue.MonitorID, subjects.OutcomeTimedOut):      1,
 	}
 	if len(info.State.Subjects) != len(want) {
 		t.Errorf("events %v, want %v", info.State.Subjects, want)
@@ -144,22 +146,21 @@ func TestMonitorLoopCompletesLeftClaims(t *testing.T) {
 // a cancel on another replica has ended since: its claim must fail, and the
 // monitor keep its one outcome.
 func TestMonitorClaimLosesToCancel(t *testing.T) {
-	c, emu := startForMonitors(t, func(*config.Config) {})
+	ms, emu := startForMonitors(t, nil)
 	ctx := t.Context()
-	ms := c.monitors["main"]
 	threat := emu.AddThreats(1, time.Time{})[0]
-	rep, err := ms.start(ctx, handlers.MonitorSpec{ThreatID: threat, PollInterval: time.Hour, Request: handlers.RequestInfo{ID: "x"}})
+	rep, err := ms.Start(ctx, handlers.MonitorSpec{ThreatID: threat, PollInterval: time.Hour, Request: handlers.RequestInfo{ID: "x"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A poller's view from before the cancel.
 	l := newMonitorLoop(ms)
-	e, err := ms.st.monitors.Get(ctx, ms.key(rep.MonitorID))
+	e, err := ms.kv.Get(ctx, ms.key(rep.MonitorID))
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.apply(e)
-	if err := ms.cancel(ctx, rep.MonitorID); err != nil {
+	if err := ms.Cancel(ctx, rep.MonitorID); err != nil {
 		t.Fatal(err)
 	}
 	if err := emu.UpdateThreat(threat, emulator.ThreatUpdate{IncidentStatus: "resolved"}); err != nil {
@@ -174,18 +175,43 @@ func TestMonitorClaimLosesToCancel(t *testing.T) {
 		t.Fatalf("the stale view ends %d monitors, want 1", len(ends))
 	}
 	l.finish(ctx, ends)
-	info, err := ms.st.events.Info(ctx, jetstream.WithSubjectFilter(c.subj.MonitorWildcard("main", rep.MonitorID)))
+	info, err := ms.st.Events().Info(ctx, jetstream.WithSubjectFilter(ms.subj.MonitorWildcard("main", rep.MonitorID)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := info.State.Subjects; len(got) != 1 || got[c.subj.MonitorEvent("main", rep.MonitorID, subjects.OutcomeCancelled)] != 1 {
+	if got := info.State.Subjects; len(got) != 1 || got[ms.subj.MonitorEvent("main", rep.MonitorID, subjects.OutcomeCancelled)] != 1 {
 		t.Errorf("outcomes %v, want the cancel alone", got)
 	}
 }
 
-// startForMonitors runs a connector for console main (ingestion off, lease
-// TTL 1s) on a new NATS server and emulator; edit adjusts the configuration.
-func startForMonitors(t *testing.T, edit func(*config.Config)) (*Connector, *emulator.Emulator) {
+// startForMonitors runs the monitors of console main (lease TTL 1s) on a
+// new NATS server and an emulator with no threats; edit, when not nil,
+// adjusts the configuration.
+func startForMonitors(t *testing.T, edit func(*config.Config)) (*Set, *emulator.Emulator) {
 	t.Helper()
-	return startInternal(t, 0, edit, WithLeaseTTL(time.Second))
+	srv := testparts.NATSServer(t)
+	emu, url := testparts.Emulator(t, emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 2, Threats: 0}))
+	cfg := testparts.Config(srv.ClientURL(), url)
+	if edit != nil {
+		edit(cfg)
+	}
+	nc := testparts.Conn(t, srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := store.Open(ctx, nc, store.Options{Config: cfg, LeaseTTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.Consoles["main"]
+	client, err := sentinelone.New(sentinelone.Config{BaseURL: url, Token: testparts.Token, Timeout: m.Timeout, RatePerSecond: 1e6, RateBurst: 1e6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := New(Config{
+		Console: "main", Client: client, Monitor: m.Monitor, Overlap: m.Ingest.Overlap, PageSize: m.Ingest.PageSize,
+		Store: st, Conn: nc, Holder: "test", LeaseTTL: time.Second, Log: testparts.Logger(t),
+	})
+	done := make(chan struct{})
+	go func() { defer close(done); ms.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ms, emu
 }

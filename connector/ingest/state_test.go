@@ -1,0 +1,44 @@
+package ingest
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// release1State is how release 1 stored a threat's state (connector
+// threatState): a rolling upgrade reads what it wrote, and a replica of
+// release 1 still running reads what this one writes.
+type release1State struct {
+	Status     string    `json:"s"`
+	Verdict    string    `json:"v"`
+	Mitigation string    `json:"m"`
+	UpdatedAt  time.Time `json:"u"`
+}
+
+func TestStateCompatibleWithRelease1(t *testing.T) {
+	for _, old := range []release1State{
+		{"resolved", "true_positive", "mitigated", time.Date(2024, 5, 1, 8, 12, 10, 2311000, time.UTC)},
+		{"unresolved", "undefined", "not_mitigated", time.Date(2024, 5, 1, 8, 12, 10, 0, time.UTC)},
+		{"", "", "", time.Time{}},
+		{`in "quotes"`, "ünïcode", "a\\b\n", time.Date(2024, 5, 1, 8, 12, 10, 1, time.FixedZone("", 3600))},
+	} {
+		written, _ := json.Marshal(old)
+		s, err := decodeState(threatFields, written, map[string]string{})
+		if err != nil {
+			t.Fatalf("%s: %v", written, err)
+		}
+		if s.vals != [MaxFields]string{old.Status, old.Verdict, old.Mitigation} || !s.updatedAt.Equal(old.UpdatedAt) {
+			t.Errorf("%s read as %+v", written, s)
+		}
+		ours := encodeState(threatFields, &s)
+		var back release1State
+		if err := json.Unmarshal(ours, &back); err != nil || back.Status != old.Status || back.Verdict != old.Verdict ||
+			back.Mitigation != old.Mitigation || !back.UpdatedAt.Equal(old.UpdatedAt) {
+			t.Errorf("release 1 reads %s as %+v (%v), want %+v", ours, back, err, old)
+		}
+		if old.Status == "resolved" && string(ours) != string(written) {
+			t.Errorf("state %s, release 1 wrote %s", ours, written)
+		}
+	}
+}

@@ -1,0 +1,159 @@
+package middleware
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/s1bridge/s1bridge/connector/ce"
+	"github.com/s1bridge/s1bridge/handlers"
+	"github.com/s1bridge/s1bridge/sentinelone"
+	"github.com/s1bridge/s1bridge/subjects"
+)
+
+// Decode reads the request's CloudEvent into req.Event; a request that is
+// not one answers 400 naming the attribute at fault (and, when its id could
+// be read, carries it as correlationid). A plain-JSON request is given an
+// id.
+func Decode(next HandlerFunc) HandlerFunc {
+	return func(ctx context.Context, req *Request) ([]byte, error) {
+		ev, err := ce.Decode(req.Msg.Header, req.Msg.Data)
+		req.Event = ev
+		if err != nil {
+			return nil, &handlers.Error{Code: handlers.CodeInvalid, Message: err.Error(), Err: err}
+		}
+		if ev.Mode == ce.ModePlain {
+			req.Event.ID = ce.NewID()
+		}
+		return next(ctx, req)
+	}
+}
+
+// Admit refuses what must not run, before any work begins: a request with
+// no reply subject, a type naming another action, an expirytime that has
+// passed (408), an action the console denies (403).
+func Admit(next HandlerFunc) HandlerFunc {
+	return func(ctx context.Context, req *Request) ([]byte, error) {
+		if herr := admit(req); herr != nil {
+			return nil, herr
+		}
+		return next(ctx, req)
+	}
+}
+
+func admit(req *Request) *handlers.Error {
+	name := req.Action.Name
+	if req.Msg.Reply == "" {
+		return handlers.Invalid("reply", "the request has no reply subject; use request-reply")
+	}
+	if typ := req.Event.Type; typ != "" {
+		if named, ok := subjects.ActionFromType(typ); ok && named != name {
+			return handlers.Invalid("type", "%q names action %q but was sent to %q; expected %q", typ, named, name, subjects.RequestType(name))
+		} else if !ok && len(typ) > len(subjects.TypePrefix) && strings.HasPrefix(typ, subjects.TypePrefix) {
+			return handlers.Invalid("type", "%q is in the s1bridge namespace but is not a request type; expected %q", typ, subjects.RequestType(name))
+		}
+	}
+	exp, ok, err := req.Event.ExpiryTime()
+	if err != nil {
+		return handlers.Invalid(subjects.ExtExpiryTime, "%v", err)
+	}
+	if ok && !exp.After(req.Received) {
+		return handlers.Errorf(handlers.CodeExpired, "expirytime %s had passed before work began", exp.Format(time.RFC3339Nano))
+	}
+	if ok && !exp.After(time.Now()) {
+		return handlers.Errorf(handlers.CodeExpired, "expirytime %s passed while the request waited for a free worker", exp.Format(time.RFC3339Nano))
+	}
+	if req.Denied {
+		console := req.Env.Console
+		return handlers.Errorf(handlers.CodeDenied, "action %s is denied on console %s by configuration (consoles.%s.actions.deny)", name, console, console)
+	}
+	return nil
+}
+
+// Deadline bounds the work below it: the earlier of the request's arrival
+// plus timeout (service.action_timeout) and its expirytime, less a margin
+// so that a 504 still reaches a caller who stops waiting then. A handler
+// error caused by that deadline answers 504; one caused by the connector
+// cancelling work (ctx ending: the drain timeout passed) answers 503.
+func Deadline(timeout time.Duration) Middleware {
+	return func(next HandlerFunc) HandlerFunc {
+		return func(ctx context.Context, req *Request) ([]byte, error) {
+			deadline := req.Received.Add(timeout)
+			if exp, ok, _ := req.Event.ExpiryTime(); ok {
+				if exp = exp.Add(-replyMargin(exp.Sub(req.Received))); exp.Before(deadline) {
+					deadline = exp
+				}
+			}
+			work, cancel := context.WithDeadline(ctx, deadline)
+			defer cancel()
+			data, err := next(work, req)
+			if err != nil {
+				return nil, classify(ctx, work, err)
+			}
+			return data, nil
+		}
+	}
+}
+
+// replyMargin is how long before a request's expirytime its work ends, so
+// that the reply (a 504 when SentinelOne has not answered) reaches a caller
+// that waits until then, even on a busy machine: a fifth of the request's
+// time, at most 250 ms.
+func replyMargin(budget time.Duration) time.Duration {
+	return min(budget/5, 250*time.Millisecond)
+}
+
+// classify maps a handler error to the contract, telling a deadline that
+// passed (504), a shutdown (503: parent ended) and everything else apart.
+func classify(parent, work context.Context, err error) *handlers.Error {
+	herr := handlers.AsError(err)
+	if herr.Code == handlers.CodeInternal && errors.Is(err, context.DeadlineExceeded) || errors.Is(work.Err(), context.DeadlineExceeded) && herr.Code >= 500 {
+		return &handlers.Error{Code: handlers.CodeUpstreamTimeout, Message: "the action's deadline passed before SentinelOne answered", Retryable: true, Err: err}
+	}
+	if parent.Err() != nil && herr.Code >= 500 {
+		return shuttingDown(err)
+	}
+	return herr
+}
+
+// shuttingDown is the 503 of a request the process stops before serving.
+func shuttingDown(err error) *handlers.Error {
+	return &handlers.Error{Code: handlers.CodeUnavailable, Message: "s1bridge is shutting down; retry, another replica will answer", Retryable: true, Err: err}
+}
+
+// Unavailable is the end of the chain of a request that arrives while the
+// process stops: a 503, so that the caller retries on another replica.
+func Unavailable(context.Context, *Request) ([]byte, error) { return nil, shuttingDown(nil) }
+
+// Invoke is the end of every chain: it runs the action with the request's
+// data, its context (request id, source, trace context) and a logger that
+// names it, and encodes the reply.
+func Invoke(log *slog.Logger) HandlerFunc {
+	return func(ctx context.Context, req *Request) ([]byte, error) {
+		ev := &req.Event
+		ctx = handlers.WithRequest(ctx, handlers.RequestInfo{
+			ID: ev.ID, Source: ev.Source, TraceParent: ev.TraceParent(), TraceState: ev.TraceState(),
+		})
+		attrs := []any{"console", req.Env.Console, "action", req.Action.Name, "id", ev.ID}
+		if tp := ev.TraceParent(); tp != "" {
+			// Upstream calls carry the trace context too.
+			ctx = sentinelone.WithTraceContext(ctx, tp, ev.TraceState())
+			attrs = append(attrs, subjects.ExtTraceParent, tp)
+		}
+		result, err := req.Action.Handle(ctx, req.Env.WithLogger(log.With(attrs...)), ev.Data)
+		if err != nil {
+			return nil, err
+		}
+		if a, ok := result.(handlers.Appender); ok {
+			return a.AppendJSON(make([]byte, 0, 16<<10)), nil
+		}
+		data, err := json.Marshal(result)
+		if err != nil {
+			return nil, &handlers.Error{Code: handlers.CodeInternal, Message: "could not encode the reply", Err: err}
+		}
+		return data, nil
+	}
+}

@@ -1,0 +1,204 @@
+// Package store is what a deployment keeps in JetStream: the events stream
+// and the key-value buckets, all named from the prefix (DESIGN.md §9), with
+// the two operations every loop built on them needs: pipelined
+// compare-and-set publishing (Batch) and one test for a compare-and-set
+// refusal (IsConflict).
+//
+// Every replica opens the store at start, creating or updating the stream
+// and the buckets, so a cluster converges on the configured settings. A
+// deployment never takes over another's stream: Open refuses an events
+// stream that holds another prefix's subjects.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/s1bridge/s1bridge/config"
+	"github.com/s1bridge/s1bridge/subjects"
+)
+
+// Options says what Open opens.
+type Options struct {
+	// Config supplies the prefix, the events stream's settings and the
+	// settings of the buckets that have any.
+	Config *config.Config
+	// LeaseTTL is the leases bucket's MaxAge: a lease not renewed within it
+	// expires. Every replica of a deployment must use the same.
+	LeaseTTL time.Duration
+}
+
+// buckets lists the KV buckets a deployment owns, in the order Open
+// creates them. Adding a bucket is a line here (and its name in package
+// subjects); a ttl, when not nil, gives its MaxAge.
+var buckets = []struct {
+	bucket      subjects.Bucket
+	description string
+	ttl         func(Options) time.Duration
+}{
+	{subjects.BucketState, "s1bridge: ingestion watermarks and last known states", nil},
+	{subjects.BucketLeases, "s1bridge: leader leases (expire when not renewed)", func(o Options) time.Duration { return o.LeaseTTL }},
+	{subjects.BucketMonitors, "s1bridge: active threat monitors", nil},
+}
+
+// PublishAckTimeout bounds the wait for the ack of one asynchronous publish
+// (events, states, monitor records). In a cluster, a message the stream's
+// leader took as it stepped down (its node shutting down) may never be
+// acknowledged: without a bound, the ingestion and monitor loops would wait
+// for that ack forever while their leases, in another stream, kept being
+// renewed. A timed-out publish fails its batch, which is retried: the
+// events' ids and the states' compare-and-set make a retry safe.
+const PublishAckTimeout = 5 * time.Second
+
+// maxPending is how many asynchronous publishes may await their acks at
+// once; a Batch larger than this waits for room as it publishes.
+const maxPending = 4096
+
+// Store is the opened stream and buckets of one deployment. It is safe for
+// concurrent use.
+type Store struct {
+	js      jetstream.JetStream
+	subj    subjects.Subjects
+	events  jetstream.Stream
+	buckets map[subjects.Bucket]jetstream.KeyValue
+}
+
+// EventsStreamConfig is the events stream of DESIGN.md §6 and §9 as cfg
+// configures it: <prefix>.*.event.>, named streams.events.name or after the
+// prefix.
+func EventsStreamConfig(cfg *config.Config, subj subjects.Subjects) jetstream.StreamConfig {
+	s := cfg.Streams.Events
+	return jetstream.StreamConfig{
+		Name:        cfg.EventsStreamName(),
+		Description: "s1bridge: SentinelOne threat and monitor events (CloudEvents, binary mode)",
+		Subjects:    []string{subj.EventsWildcard()},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      s.MaxAge,
+		Duplicates:  s.Duplicates,
+		Replicas:    s.Replicas,
+		Storage:     storage(s),
+		// Direct gets let any replica read the last event of a subject
+		// cheaply (recovery checks and `nats stream get`).
+		AllowDirect: true,
+	}
+}
+
+func storage(s config.Stream) jetstream.StorageType {
+	if s.Storage == config.StorageMemory {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
+
+// Open creates or updates the events stream and every bucket of the
+// deployment o.Config describes, on nc. It refuses, naming both prefixes,
+// an events stream that exists with another deployment's subjects.
+func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
+	cfg := o.Config
+	subj, err := subjects.New(cfg.Subjects.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending), jetstream.WithPublishAsyncTimeout(PublishAckTimeout))
+	if err != nil {
+		return nil, err
+	}
+	st := &Store{js: js, subj: subj, buckets: map[subjects.Bucket]jetstream.KeyValue{}}
+	sc := EventsStreamConfig(cfg, subj)
+	if err := checkOwner(ctx, js, sc, subj); err != nil {
+		return nil, err
+	}
+	if st.events, err = js.CreateOrUpdateStream(ctx, sc); err != nil {
+		return nil, fmt.Errorf("create or update stream %s: %w", sc.Name, err)
+	}
+	for _, b := range buckets {
+		kc := jetstream.KeyValueConfig{
+			Bucket: subj.BucketName(b.bucket), Description: b.description, History: 1,
+			Replicas: cfg.Streams.Events.Replicas, Storage: jetstream.FileStorage,
+		}
+		if b.ttl != nil {
+			kc.TTL = b.ttl(o)
+		}
+		kv, err := js.CreateOrUpdateKeyValue(ctx, kc)
+		if err != nil {
+			return nil, fmt.Errorf("create or update key-value bucket %s: %w", kc.Bucket, err)
+		}
+		st.buckets[b.bucket] = kv
+	}
+	return st, nil
+}
+
+// checkOwner refuses an existing stream named as sc whose subjects are not
+// sc's: another deployment's events (DESIGN.md §9), or a stream that is
+// not s1bridge's at all. CreateOrUpdateStream would silently take it over.
+func checkOwner(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig, subj subjects.Subjects) error {
+	s, err := js.Stream(ctx, sc.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up stream %s: %w", sc.Name, err)
+	}
+	have := s.CachedInfo().Config.Subjects
+	if slices.Equal(have, sc.Subjects) {
+		return nil
+	}
+	owner := "not s1bridge's"
+	if len(have) == 1 {
+		if p, ok := subjects.PrefixOfEvents(have[0]); ok {
+			owner = fmt.Sprintf("the events of prefix %q", p)
+		}
+	}
+	return fmt.Errorf("stream %s holds %v, %s; this deployment's prefix is %q (%s): "+
+		"two deployments must not share a stream; leave streams.events.name empty for %s, or name a stream of its own",
+		sc.Name, have, owner, subj.Prefix(), sc.Subjects[0], subj.EventsStream())
+}
+
+// Subjects returns the subject builder of the deployment's prefix.
+func (s *Store) Subjects() subjects.Subjects { return s.subj }
+
+// Events returns the events stream.
+func (s *Store) Events() jetstream.Stream { return s.events }
+
+// KV returns bucket b; Open has opened every bucket.
+func (s *Store) KV(b subjects.Bucket) jetstream.KeyValue { return s.buckets[b] }
+
+// Publish publishes m and waits for its ack.
+func (s *Store) Publish(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
+	return s.js.PublishMsg(ctx, m)
+}
+
+// CheckEvents returns why the events stream cannot be used now (for
+// /readyz), or nil.
+func (s *Store) CheckEvents(ctx context.Context) error {
+	_, err := s.events.Info(ctx)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("events stream is missing: %w", err)
+	}
+	return err
+}
+
+// IsConflict reports whether err is a compare-and-set refusal: somebody
+// else wrote the key (or the subject) since the revision the write expected.
+// JetStream answers 10071 (wrong last sequence), or on a replicated stream
+// 10164 when another write to the same subject is still being proposed; the
+// key-value API wraps both as jetstream.ErrKeyExists (Create) or
+// jetstream.ErrKeyRevisionMismatch (Update, Delete). Every compare-and-set
+// in s1bridge is checked with this one function.
+func IsConflict(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
