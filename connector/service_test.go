@@ -426,3 +426,32 @@ func TestTokenNeverLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestDenyRuntimeActions denies the actions the runtime serves (monitors,
+// ingestion status) as `s1bridge run` loads the configuration, checked
+// against the action table: the configuration is accepted, and each action
+// is answered 403 without a call to SentinelOne.
+func TestDenyRuntimeActions(t *testing.T) {
+	denied := []string{handlers.ActionThreatsMonitor, handlers.ActionMonitorsList, handlers.ActionMonitorsCancel, handlers.ActionIngestStatus}
+	srv := testenv.NATSServer(t)
+	emu, emuURL := testenv.Emulator(t)
+	base := testenv.Config(srv.ClientURL(), emuURL)
+	m := base.Consoles["main"]
+	m.Actions.Deny = denied
+	base.Consoles["main"] = m
+	cfg, err := config.LoadWith(config.Options{Base: base, Environ: []string{}, Actions: handlers.Names()})
+	if err != nil {
+		t.Fatalf("consoles.main.actions.deny %v refused: %v", denied, err)
+	}
+	env := &testenv.Env{Server: srv, Emu: emu, EmuURL: emuURL, Cfg: cfg, Connector: testenv.Connector(t, cfg), NC: testenv.Conn(t, srv)}
+	emu.ResetRequests()
+	for _, action := range denied {
+		r := env.Call(t, action, `{"threatId":"1559342436290084702","monitorId":"abc"}`)
+		if r.Err == nil || r.Err.Code != handlers.CodeDenied || !strings.Contains(r.Err.Message, "consoles.main.actions.deny") {
+			t.Errorf("%s: want 403 naming consoles.main.actions.deny, got %+v", action, r.Err)
+		}
+	}
+	if n := len(emu.Requests()); n != 0 {
+		t.Errorf("denied actions made %d upstream calls", n)
+	}
+}

@@ -1,0 +1,117 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/s1bridge/s1bridge/handlers"
+)
+
+func TestChainOrder(t *testing.T) {
+	var seen []string
+	mw := func(name string) Middleware {
+		return func(next HandlerFunc) HandlerFunc {
+			return func(ctx context.Context, req *Request) ([]byte, error) {
+				seen = append(seen, name+" in")
+				data, err := next(ctx, req)
+				seen = append(seen, name+" out")
+				return data, err
+			}
+		}
+	}
+	h := Chain(func(context.Context, *Request) ([]byte, error) { seen = append(seen, "handler"); return nil, nil }, mw("a"), mw("b"))
+	if _, err := h(context.Background(), &Request{}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a in", "b in", "handler", "b out", "a out"}; !slices.Equal(seen, want) {
+		t.Errorf("order %v, want %v", seen, want)
+	}
+}
+
+func request() *Request {
+	return &Request{
+		Action: handlers.Action{Name: "test.x"}, Env: &handlers.Env{Console: "main"},
+		Msg: &nats.Msg{Subject: "s1.main.action.test.x", Reply: "_INBOX.1"}, Received: time.Now(),
+	}
+}
+
+func TestRecoverAnswers500(t *testing.T) {
+	h := Chain(func(context.Context, *Request) ([]byte, error) { panic("bug") }, Recover(slog.New(slog.DiscardHandler)))
+	_, err := h(context.Background(), request())
+	if e := handlers.AsError(err); e == nil || e.Code != handlers.CodeInternal {
+		t.Fatalf("a panic answered %v, want a 500", err)
+	}
+}
+
+// TestDeadline: the work gets the earlier of the action timeout and the
+// request's expirytime (less the reply margin); an error the deadline
+// caused is a 504, one the connector's stop caused a 503, others stay.
+func TestDeadline(t *testing.T) {
+	block := func(ctx context.Context, _ *Request) ([]byte, error) { <-ctx.Done(); return nil, ctx.Err() }
+	req := request()
+	start := time.Now()
+	_, err := Chain(block, Deadline(100*time.Millisecond))(context.Background(), req)
+	if e := handlers.AsError(err); e.Code != handlers.CodeUpstreamTimeout || !e.Retryable {
+		t.Errorf("deadline passed: %v, want a retryable 504", err)
+	}
+	if took := time.Since(start); took < 90*time.Millisecond || took > 2*time.Second {
+		t.Errorf("work stopped after %s, want the 100ms action timeout", took)
+	}
+	req = request()
+	req.Event.Extensions = map[string]string{"expirytime": time.Now().Add(500 * time.Millisecond).UTC().Format(time.RFC3339Nano)}
+	start = time.Now()
+	_, _ = Chain(block, Deadline(time.Minute))(context.Background(), req)
+	if took := time.Since(start); took > 450*time.Millisecond {
+		t.Errorf("work stopped after %s, want before the 500ms expirytime", took)
+	}
+	stopping, stop := context.WithCancel(context.Background())
+	go func() { time.Sleep(50 * time.Millisecond); stop() }()
+	_, err = Chain(block, Deadline(time.Minute))(stopping, request())
+	if e := handlers.AsError(err); e.Code != handlers.CodeUnavailable || !e.Retryable {
+		t.Errorf("stopped: %v, want a retryable 503", err)
+	}
+	denied := errors.New("boom")
+	_, err = Chain(func(context.Context, *Request) ([]byte, error) { return nil, handlers.Errorf(handlers.CodeNotFound, "no %v", denied) }, Deadline(time.Minute))(context.Background(), request())
+	if e := handlers.AsError(err); e.Code != handlers.CodeNotFound {
+		t.Errorf("a 404 became %v", err)
+	}
+}
+
+// TestAdmit: what Admit refuses, in order, before the action runs.
+func TestAdmit(t *testing.T) {
+	ran := false
+	h := Chain(func(context.Context, *Request) ([]byte, error) { ran = true; return nil, nil }, Admit)
+	for _, tc := range []struct {
+		name string
+		edit func(*Request)
+		code int
+	}{
+		{"no reply subject", func(r *Request) { r.Msg.Reply = "" }, handlers.CodeInvalid},
+		{"type of another action", func(r *Request) { r.Event.Type = "s1bridge.agents.list.request" }, handlers.CodeInvalid},
+		{"expired", func(r *Request) {
+			r.Event.Extensions = map[string]string{"expirytime": time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)}
+		}, handlers.CodeExpired},
+		{"denied", func(r *Request) { r.Denied = true }, handlers.CodeDenied},
+		{"admitted", func(r *Request) { r.Event.Type = "com.example.other" }, 0},
+	} {
+		ran = false
+		req := request()
+		tc.edit(req)
+		_, err := h(context.Background(), req)
+		if tc.code == 0 {
+			if err != nil || !ran {
+				t.Errorf("%s: %v, ran %t", tc.name, err, ran)
+			}
+			continue
+		}
+		if e := handlers.AsError(err); e == nil || e.Code != tc.code || ran {
+			t.Errorf("%s: %v (ran %t), want %d", tc.name, err, ran, tc.code)
+		}
+	}
+}
