@@ -183,4 +183,3 @@ func TestIngestStopsOnReplicatedConflict(t *testing.T) {
 		t.Errorf("the stream holds %d events, want %d created events and nothing else", all.State.Msgs, threats)
 	}
 }
-

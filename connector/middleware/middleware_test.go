@@ -77,7 +77,9 @@ func TestDeadline(t *testing.T) {
 		t.Errorf("stopped: %v, want a retryable 503", err)
 	}
 	denied := errors.New("boom")
-	_, err = Chain(func(context.Context, *Request) ([]byte, error) { return nil, handlers.Errorf(handlers.CodeNotFound, "no %v", denied) }, Deadline(time.Minute))(context.Background(), request())
+	_, err = Chain(func(context.Context, *Request) ([]byte, error) {
+		return nil, handlers.Errorf(handlers.CodeNotFound, "no %v", denied)
+	}, Deadline(time.Minute))(context.Background(), request())
 	if e := handlers.AsError(err); e.Code != handlers.CodeNotFound {
 		t.Errorf("a 404 became %v", err)
 	}
