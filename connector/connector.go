@@ -302,9 +302,10 @@ func (c *Connector) connect() error {
 	return nil
 }
 
-// maxPayload is the largest message the server takes. Until the first
-// connect succeeds (NATS not up at start) the connection does not know it:
-// then assume nats-server's default, 1 MB, so that list replies are cut to
+// maxPayload is the largest message the server takes. Start opens the store,
+// which needs the server, before it builds the consoles and registers the
+// endpoints, so the connection knows it by then; should it not (no connect
+// yet), assume nats-server's default, 1 MB, so that list replies are cut to
 // a size every server takes rather than not cut at all.
 func (c *Connector) maxPayload() int64 {
 	if n := c.nc.MaxPayload(); n > 0 {

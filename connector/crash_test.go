@@ -144,8 +144,8 @@ func TestIngestSurvivesSIGKILL(t *testing.T) {
 		return testenv.StreamMsgs(nc, cfg.EventsStreamName()) >= want
 	})
 	time.Sleep(3 * cfg.Consoles["main"].Ingest.Interval)
-	events := readStream(t, nc, cfg.EventsStreamName())
-	checkExactlyOnce(t, events, all)
+	events := testenv.ReadStream(t, nc, cfg.EventsStreamName())
+	testenv.CheckExactlyOnce(t, events, all)
 	got := map[string]bool{}
 	for _, e := range events {
 		got[e.ID] = true

@@ -74,7 +74,7 @@ func TestTwoDeploymentsShareNothing(t *testing.T) {
 		if got := s.CachedInfo().Config.Subjects; !slices.Equal(got, []string{subj.EventsWildcard()}) {
 			t.Errorf("%s: stream subjects %v", stream, got)
 		}
-		checkExactlyOnce(t, readStream(t, nc, stream), d.emu.IDs().Threats)
+		testenv.CheckExactlyOnce(t, testenv.ReadStream(t, nc, stream), d.emu.IDs().Threats)
 		// Its state: every threat, in its own bucket.
 		state, err := js.KeyValue(ctx, subj.BucketName(subjects.BucketState))
 		if err != nil {

@@ -3,9 +3,11 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -21,29 +23,39 @@ import (
 // and emulator, for tests that drive an Ingester.
 type harness struct {
 	t      testing.TB
+	srv    *server.Server // nil for a cluster's
 	cfg    *config.Config
 	emu    *emulator.Emulator
 	client *sentinelone.Client
+	nc     *nats.Conn
 	st     *store.Store
 	subj   subjects.Subjects
 }
 
-// newHarness starts NATS and an emulator seeded with threats, and opens the
-// store; edit, when not nil, adjusts the configuration first.
-func newHarness(t testing.TB, threats int, edit func(*config.Config)) *harness {
+// sized seeds an emulator with threats threats.
+func sized(threats int) emulator.Option {
+	return emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 5, Threats: threats})
+}
+
+// newHarness starts NATS and an emulator (with emuOpts), and opens the store
+// of console main with ingestion on (testparts.IngestOn); edit, when not
+// nil, adjusts the configuration first.
+func newHarness(t testing.TB, edit func(*config.Config), emuOpts ...emulator.Option) *harness {
 	t.Helper()
 	srv := testparts.NATSServer(t)
-	emu, url := testparts.Emulator(t, emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 5, Threats: threats}))
+	emu, url := testparts.Emulator(t, emuOpts...)
 	cfg := testparts.Config(srv.ClientURL(), url)
 	testparts.IngestOn(cfg)
 	if edit != nil {
 		edit(cfg)
 	}
-	return openHarness(t, cfg, testparts.Conn(t, srv), emu)
+	h := openHarness(t, cfg, testparts.Conn(t, srv), emu)
+	h.srv = srv
+	return h
 }
 
-// openHarness opens the store of cfg on a connection and a client of the
-// console main.
+// openHarness opens the store of cfg on nc, with a client of the console
+// main.
 func openHarness(t testing.TB, cfg *config.Config, nc *nats.Conn, emu *emulator.Emulator) *harness {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -61,7 +73,7 @@ func openHarness(t testing.TB, cfg *config.Config, nc *nats.Conn, emu *emulator.
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, cfg: cfg, emu: emu, client: client, st: st, subj: st.Subjects()}
+	return &harness{t: t, cfg: cfg, emu: emu, client: client, nc: nc, st: st, subj: st.Subjects()}
 }
 
 // ingester returns a new ingester of the console's threats held as holder.
@@ -74,6 +86,47 @@ func (h *harness) ingester(holder string) *Ingester {
 		Log: testparts.Logger(h.t).With("holder", holder),
 	})
 }
+
+// run runs in's loop until the test ends or stop is called.
+func (h *harness) run(in *Ingester) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); in.Run(ctx) }()
+	stop = func() { cancel(); <-done }
+	h.t.Cleanup(stop)
+	return stop
+}
+
+// waitPolls waits until in (the leader) has completed k more polls.
+func (h *harness) waitPolls(in *Ingester, k int) {
+	h.t.Helper()
+	seen, prev := 0, h.lastPoll(in)
+	testparts.WaitFor(h.t, 30*time.Second, fmt.Sprintf("%d more polls", k), func() bool {
+		if lp := h.lastPoll(in); lp.After(prev) {
+			seen, prev = seen+1, lp
+		}
+		return seen >= k
+	})
+}
+
+func (h *harness) lastPoll(in *Ingester) time.Time {
+	s, err := in.Status(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if s.LastPollAt == nil {
+		return time.Time{}
+	}
+	return *s.LastPollAt
+}
+
+// events reads the whole events stream.
+func (h *harness) events() []testparts.StreamEvent {
+	return testparts.ReadStream(h.t, h.nc, h.cfg.EventsStreamName())
+}
+
+// msgs is the number of events in the stream.
+func (h *harness) msgs() uint64 { return testparts.StreamMsgs(h.nc, h.cfg.EventsStreamName()) }
 
 // count is the number of events on subject.
 func (h *harness) count(subject string) uint64 {

@@ -14,7 +14,7 @@ import (
 // its loop off: the test drives load and poll.
 func startIngester(t *testing.T, n int) (*harness, *Ingester) {
 	t.Helper()
-	h := newHarness(t, n, nil)
+	h := newHarness(t, nil, sized(n))
 	return h, h.ingester("test")
 }
 

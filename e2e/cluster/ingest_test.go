@@ -16,6 +16,7 @@ import (
 	"github.com/s1bridge/s1bridge/connector"
 	"github.com/s1bridge/s1bridge/emulator"
 	"github.com/s1bridge/s1bridge/internal/testenv"
+	"github.com/s1bridge/s1bridge/internal/testparts"
 	"github.com/s1bridge/s1bridge/sentinelone"
 	"github.com/s1bridge/s1bridge/subjects"
 )
@@ -227,30 +228,12 @@ func readEvents(t testing.TB, js jetstream.JetStream) []event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, eventsStream)
+	msgs, err := testparts.StreamMessages(ctx, js.Conn(), eventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := info.State.Msgs
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Stop()
 	var out []event
-	for uint64(len(out)) < total {
-		m, err := it.Next()
-		if err != nil {
-			t.Fatalf("read stream after %d of %d events: %v", len(out), total, err)
-		}
+	for _, m := range msgs {
 		md, _ := m.Metadata()
 		h := m.Headers()
 		e := event{

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/s1bridge/s1bridge/config"
@@ -187,9 +188,9 @@ func TestNATSRestartDuringIngestion(t *testing.T) {
 }
 
 // TestNATSNotUpAtStart starts the connector before its nats-server: Start
-// waits for the server, then serves. Until the first connect the client
-// does not know the server's max payload, so list replies must still be cut
-// to a size every server takes (truncated, with a cursor), not refused.
+// waits for the server, then serves. Before the first connect the client
+// does not know the server's max payload; list replies must be cut to the
+// one the server announces (truncated, with a cursor), not refused.
 func TestNATSNotUpAtStart(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -210,7 +211,9 @@ func TestNATSNotUpAtStart(t *testing.T) {
 		started <- c.Start(ctx)
 	}()
 	time.Sleep(500 * time.Millisecond)
-	srv := testenv.NATSServerAt(t, port, t.TempDir())
+	// nats-server's default max payload, 1 MB: the 1500 threats (6 MB) do
+	// not fit in one reply.
+	srv := testenv.NATSServerWith(t, func(o *server.Options) { o.Port, o.MaxPayload = port, 1<<20 })
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()

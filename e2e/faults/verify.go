@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/s1bridge/s1bridge/emulator"
+	"github.com/s1bridge/s1bridge/internal/testparts"
 	"github.com/s1bridge/s1bridge/subjects"
 )
 
@@ -48,37 +48,9 @@ type (
 
 // ReadEvents reads every event the stream holds when it is called.
 func ReadEvents(ctx context.Context, nc *nats.Conn, stream string) ([]Event, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		return nil, err
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return nil, err
-	}
-	total := info.State.Msgs
-	if total == 0 {
-		return nil, nil
-	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return nil, err
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2000))
-	if err != nil {
-		return nil, err
-	}
-	defer it.Stop()
-	out := make([]Event, 0, total)
-	for uint64(len(out)) < total {
-		m, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return out, fmt.Errorf("read %s after %d of %d events: %w", stream, len(out), total, err)
-		}
+	msgs, err := testparts.StreamMessages(ctx, nc, stream)
+	out := make([]Event, 0, len(msgs))
+	for _, m := range msgs {
 		md, err := m.Metadata()
 		if err != nil {
 			return out, err
@@ -105,7 +77,7 @@ func ReadEvents(ctx context.Context, nc *nats.Conn, stream string) ([]Event, err
 		}
 		out = append(out, ev)
 	}
-	return out, nil
+	return out, err
 }
 
 // Verify checks events against the emulator: every event id once, every

@@ -46,6 +46,10 @@ var (
 	IngestOn = testparts.IngestOn
 	// StreamMsgs is the number of messages in a stream.
 	StreamMsgs = testparts.StreamMsgs
+	// ReadStream reads every event of a stream.
+	ReadStream = testparts.ReadStream
+	// CheckExactlyOnce checks events against the threats that must be in them.
+	CheckExactlyOnce = testparts.CheckExactlyOnce
 )
 
 type (
@@ -53,6 +57,8 @@ type (
 	Cluster = testparts.Cluster
 	// SyncBuffer is a bytes.Buffer safe for concurrent use.
 	SyncBuffer = testparts.SyncBuffer
+	// StreamEvent is one event read back from a stream.
+	StreamEvent = testparts.StreamEvent
 )
 
 // Connector starts a connector for cfg and stops it at cleanup.

@@ -1,0 +1,119 @@
+package testparts
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/s1bridge/s1bridge/subjects"
+)
+
+// StreamMessages reads every message stream holds when it is called, in
+// order, through an ordered consumer.
+func StreamMessages(ctx context.Context, nc *nats.Conn, stream string) ([]jetstream.Msg, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	total := info.State.Msgs
+	if total == 0 {
+		return nil, nil
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(2000))
+	if err != nil {
+		return nil, err
+	}
+	defer it.Stop()
+	out := make([]jetstream.Msg, 0, total)
+	for uint64(len(out)) < total {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return out, fmt.Errorf("read %s after %d of %d messages: %w", stream, len(out), total, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// StreamEvent is one event read back from a stream.
+type StreamEvent struct {
+	Seq     uint64
+	Subject string
+	ID      string // Nats-Msg-Id = CloudEvents id
+	Type    string
+	Object  string // the id of the threat (or other object) the event is about: the CloudEvents subject
+}
+
+// ReadStream reads every event of stream, failing t when it cannot within
+// a minute.
+func ReadStream(t testing.TB, nc *nats.Conn, stream string) []StreamEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	msgs, err := StreamMessages(ctx, nc, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]StreamEvent, len(msgs))
+	for i, m := range msgs {
+		md, _ := m.Metadata()
+		h := m.Headers()
+		out[i] = StreamEvent{
+			Seq: md.Sequence.Stream, Subject: m.Subject(), ID: h.Get(subjects.HeaderMsgID),
+			Type: h.Get("ce-type"), Object: h.Get("ce-subject"),
+		}
+	}
+	return out
+}
+
+// CheckExactlyOnce fails t when an event id appears twice, or when a
+// threat of want has no created event or more than one, or another threat
+// has one.
+func CheckExactlyOnce(t testing.TB, events []StreamEvent, want []string) {
+	t.Helper()
+	ids := map[string]int{}
+	created := map[string]int{}
+	for _, e := range events {
+		ids[e.ID]++
+		if e.Type == subjects.TypeThreatCreated {
+			created[e.Object]++
+		}
+	}
+	dups := 0
+	for id, n := range ids {
+		if n > 1 {
+			dups++
+			if dups < 5 {
+				t.Errorf("event %s published %d times", id, n)
+			}
+		}
+	}
+	gaps := 0
+	for _, id := range want {
+		if created[id] != 1 {
+			gaps++
+			if gaps < 5 {
+				t.Errorf("threat %s has %d created events, want 1", id, created[id])
+			}
+		}
+	}
+	if dups+gaps > 0 || len(created) != len(want) {
+		t.Fatalf("%d duplicate ids, %d threats without exactly one created event, %d threats created, %d expected", dups, gaps, len(created), len(want))
+	}
+}
