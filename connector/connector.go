@@ -1,7 +1,12 @@
-// Package connector is the s1bridge runtime: the NATS connection (or an
-// embedded server), the micro service with one endpoint per action and
-// console, the bounded dispatch of requests to handlers, the CloudEvents
-// replies, and the lifecycle that starts and drains them.
+// Package connector is the s1bridge runtime's shell: the NATS connection
+// (or an embedded server), the consoles, the micro service with one
+// endpoint per action and console, the bounded dispatch of requests through
+// their middleware chains (package middleware), health and metrics, and the
+// lifecycle that starts and drains them. The loops and their shared parts
+// are packages of their own, which never import this one: store (stream,
+// buckets, compare-and-set), lease, ingest and monitor. The connector is
+// the handlers' Runtime, handing each call to a console's ingesters and
+// monitors.
 package connector
 
 import (

@@ -109,6 +109,10 @@ type Ingester struct {
 	obs    Observer
 	// dataStart opens an event's data: {"<entity>":
 	dataStart []byte
+	// The CloudEvents types, made once rather than per event: of the
+	// created event, of a change of each field, of a change to resolved.
+	createdType, resolvedType string
+	changedTypes              [MaxFields]string
 
 	published  atomic.Int64
 	duplicates atomic.Int64
@@ -145,6 +149,10 @@ func New(cfg Config) *Ingester {
 		in.obs = nopObserver{}
 	}
 	in.dataStart = append(appendString([]byte("{"), string(in.entity)), ':')
+	in.createdType, in.resolvedType = subjects.CreatedType(in.entity), subjects.ResolvedType(in.entity)
+	for i, f := range in.fields {
+		in.changedTypes[i] = subjects.ChangedType(in.entity, f.Kind)
+	}
 	return in
 }
 
@@ -561,7 +569,7 @@ func (in *Ingester) writeCursor(ctx context.Context, c cursorRecord) error {
 func (in *Ingester) appendEvents(evs []*nats.Msg, it *Item, prev *state) ([]*nats.Msg, error) {
 	console := in.cfg.Console
 	if prev == nil {
-		m, err := in.event(it, subjects.KindCreated, "", subjects.CreatedType(in.entity),
+		m, err := in.event(it, subjects.KindCreated, "", in.createdType,
 			subjects.CreatedEventID(console, in.entity, it.ID), it.CreatedAt, nil)
 		if err != nil {
 			return nil, err
@@ -573,9 +581,9 @@ func (in *Ingester) appendEvents(evs []*nats.Msg, it *Item, prev *state) ([]*nat
 		if from == to {
 			continue
 		}
-		typ := subjects.ChangedType(in.entity, f.Kind)
+		typ := in.changedTypes[i]
 		if f.Resolved != "" && to == f.Resolved {
-			typ = subjects.ResolvedType(in.entity)
+			typ = in.resolvedType
 		}
 		id := subjects.ChangeEventID(console, in.entity, it.ID, f.Name, to, it.UpdatedAt)
 		m, err := in.event(it, f.Kind, to, typ, id, it.UpdatedAt, &changeData{Field: f.Name, From: from, To: to})
