@@ -199,3 +199,40 @@ func TestIngestBacksOffAndLosesNothing(t *testing.T) {
 	h.waitPolls(in, 2)
 	testparts.CheckExactlyOnce(t, h.events(), want)
 }
+
+// TestIngestStatus: the leader answers from memory, another replica from
+// KV, both naming the leader; lagSeconds is rounded to milliseconds.
+func TestIngestStatus(t *testing.T) {
+	h := newHarness(t, nil, sized(30))
+	a, b := h.ingester("a"), h.ingester("b")
+	h.run(a)
+	testparts.WaitFor(t, 20*time.Second, "every threat", func() bool { return h.msgs() >= 30 })
+	h.waitPolls(a, 1)
+	ctx := t.Context()
+	sa, err := a.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := b.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sa.Leader || sb.Leader || sa.LeaderID != "a" || sb.LeaderID != "a" {
+		t.Errorf("leader %t/%t, leaderId %q/%q: want a, seen by both", sa.Leader, sb.Leader, sa.LeaderID, sb.LeaderID)
+	}
+	if sa.Published != 30 || sb.Published != 0 {
+		t.Errorf("published %d/%d, want 30 by the leader, 0 by the other", sa.Published, sb.Published)
+	}
+	if sa.Watermark == nil || sb.Watermark == nil || sb.LastPollAt == nil || sb.Watermark.After(*sa.Watermark) {
+		t.Fatalf("watermarks %v/%v, last poll %v", sa.Watermark, sb.Watermark, sb.LastPollAt)
+	}
+	for _, s := range []*float64{sa.LagSeconds, sb.LagSeconds} {
+		b, _ := json.Marshal(s)
+		if _, frac, _ := strings.Cut(string(b), "."); s == nil || *s < 0 || len(frac) > 3 {
+			t.Errorf("lagSeconds %s, want milliseconds without float noise", b)
+		}
+	}
+	if sa.LastError != "" {
+		t.Errorf("lastError %q", sa.LastError)
+	}
+}
