@@ -46,6 +46,10 @@ func (c *Connector) register() error {
 				middleware.Recover(c.log),
 				middleware.Decode,
 			}
+			// Then what must hold before the action runs, and its deadline. A
+			// concern of some actions only (a mutating action's idempotency
+			// and audit, a priority step) is one more entry here, before
+			// Invoke.
 			inner := []middleware.Middleware{
 				middleware.Admit,
 				middleware.Deadline(c.cfg.Service.ActionTimeout),
