@@ -56,19 +56,23 @@ type LaneLimiter struct {
 	last    time.Time
 	queues  [NumLanes]queue.List // of *waiter, by rank (0 most urgent)
 	waiting int                  // total length of queues
-	granted uint64               // tokens handed out and used, ever
+	granted [NumLanes]uint64     // tokens handed out and used, ever, by rank
 
 	timer    *time.Timer // calls fire when the next token is due
 	armedFor time.Time   // when timer fires; zero when it is not armed
 }
 
-// LimiterStats is a snapshot of a LaneLimiter.
+// LimiterStats is a snapshot of a LaneLimiter. Its arrays are indexed by
+// Lane.
 type LimiterStats struct {
 	// Granted counts the attempts let through since the limiter was made.
-	Granted uint64
-	// Waiting is the number of callers queued now, per lane (index by Lane).
+	Granted [NumLanes]uint64
+	// Waiting is the number of callers queued now.
 	Waiting [NumLanes]int
 }
+
+// Served is the number of attempts let through in every lane together.
+func (s LimiterStats) Served() uint64 { return s.Granted[0] + s.Granted[1] + s.Granted[2] }
 
 // Queued is the number of callers queued in every lane together.
 func (s LimiterStats) Queued() int { return s.Waiting[0] + s.Waiting[1] + s.Waiting[2] }
@@ -144,8 +148,9 @@ func (l *LaneLimiter) Limit() (perSecond, burst float64) {
 func (l *LaneLimiter) Stats() LimiterStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := LimiterStats{Granted: l.granted}
+	var s LimiterStats
 	for _, lane := range []Lane{LaneMutating, LaneRead, LaneBackground} {
+		s.Granted[lane] = l.granted[lane.rank()]
 		s.Waiting[lane] = l.queues[lane.rank()].Len()
 	}
 	return s
@@ -172,7 +177,7 @@ func (l *LaneLimiter) Wait(ctx context.Context, lane Lane) (time.Duration, error
 		ahead += l.queues[r].Len()
 	}
 	if ahead == 0 && l.tokens >= 1-epsilon {
-		l.take()
+		l.take(rank)
 		l.mu.Unlock()
 		return 0, nil
 	}
@@ -198,7 +203,7 @@ func (l *LaneLimiter) Wait(ctx context.Context, lane Lane) (time.Duration, error
 	if w.granted {
 		// The token came as ctx ended: nothing will be sent with it, so
 		// it goes to the next waiter.
-		l.granted--
+		l.granted[rank]--
 		l.tokens = min(l.tokens+1, l.burst)
 	} else {
 		l.queues[rank].Remove(w.elem)
@@ -225,10 +230,10 @@ func (l *LaneLimiter) advance(now time.Time) {
 	l.tokens = min(l.tokens, l.burst)
 }
 
-// take spends one token. Callers hold l.mu.
-func (l *LaneLimiter) take() {
+// take spends one token for a caller of rank. Callers hold l.mu.
+func (l *LaneLimiter) take(rank int) {
 	l.tokens = max(l.tokens-1, 0)
-	l.granted++
+	l.granted[rank]++
 }
 
 // until returns how long until n tokens are saved up at the current rate.
@@ -256,7 +261,7 @@ func (l *LaneLimiter) dispatch(now time.Time) {
 			}
 		}
 		l.waiting--
-		l.take()
+		l.take(w.rank)
 		w.granted = true
 		close(w.ready)
 	}
