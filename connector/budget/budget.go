@@ -305,7 +305,9 @@ func (b *Budget) Start(ctx context.Context) error {
 	b.mu.Lock()
 	b.cancel = cancel
 	b.mu.Unlock()
-	l := &loop{b: b, cfg: b.cfg, peers: map[string]peer{}, window: make([]sentinelone.LimiterStats, windowTicks(b.cfg.Tick))}
+	l := &loop{b: b, cfg: b.cfg, peers: map[string]peer{}, watched: make(chan watchResult, 1),
+		puts: make(chan []byte, 1), putDone: make(chan putResult),
+		window: make([]sentinelone.LimiterStats, windowTicks(b.cfg.Tick))}
 	jctx, jcancel := context.WithTimeout(runCtx, b.cfg.TTL)
 	defer jcancel()
 	err := l.join(jctx, runCtx)
@@ -320,6 +322,7 @@ func (b *Budget) Start(ctx context.Context) error {
 			err = jctx.Err()
 		}
 	} else {
+		cancel() // ends a watch still being created, which leave waits for
 		l.leave()
 		close(b.done)
 	}
@@ -375,16 +378,25 @@ type loop struct {
 
 	watcher   jetstream.KeyWatcher
 	updates   <-chan jetstream.KeyValueEntry
-	replaying bool // the watcher is still sending the values it found
+	replaying bool             // the watcher is still sending the values it found
+	watching  bool             // a watch is being created (see startWatch)
+	watched   chan watchResult // its outcome; capacity 1
+
+	puts    chan []byte    // heartbeats for the putter; capacity 1, the newest replaces one not yet taken
+	putDone chan putResult // what became of them
+	putter  sync.WaitGroup
 
 	peers    map[string]peer
-	demand   demand // as last published
+	demand   demand // as last sent
+	echoed   demand // as last seen back through the watch: what the others see
 	thr      throttle
 	applied  float64 // allocation in force
 	up       *pending
-	lastPut  time.Time
-	lastAck  time.Time // last heartbeat the bucket took
+	lastPut  time.Time // when the last heartbeat was handed to the putter
+	lastAck  time.Time // when the last heartbeat the bucket took was sent
+	failing  bool      // the last heartbeat failed
 	lastEcho time.Time // last time the watcher brought back our own heartbeat
+	awaiting time.Time // when a heartbeat was acknowledged that has not come back yet
 	isolated bool
 	rate     float64 // what the limiter is set to
 	burst    float64
@@ -395,18 +407,30 @@ type loop struct {
 	wake    *time.Timer                // fires when a pending increase has settled
 }
 
+// watchResult is the outcome of creating a watch.
+type watchResult struct {
+	w   jetstream.KeyWatcher
+	err error
+}
+
 // join writes the first heartbeat, starts the watch and reads every value
 // already in the bucket, all within ctx, then computes the share (which,
 // being an increase from 0, waits one Tick before it applies). The watch
-// lives as long as runCtx: nats.go recreates its consumer with that context
-// after a reconnect.
+// lives as long as runCtx (see startWatch).
 func (l *loop) join(ctx, runCtx context.Context) error {
 	now := time.Now()
-	if err := l.put(ctx, now); err != nil {
+	if _, err := l.cfg.KV.Put(ctx, l.b.key, l.heartbeat(now)); err != nil {
 		return err
 	}
-	if err := l.watch(runCtx); err != nil {
-		return err
+	l.lastPut, l.lastAck = now, now
+	l.startWatch(runCtx)
+	select {
+	case r := <-l.watched:
+		if err := l.watchStarted(r); err != nil {
+			return err
+		}
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	for l.replaying {
 		select {
@@ -432,6 +456,7 @@ func (l *loop) join(ctx, runCtx context.Context) error {
 func (l *loop) run(ctx context.Context) {
 	defer close(l.b.done)
 	defer l.leave()
+	l.putter.Go(func() { l.putLoop(ctx) })
 	tick := time.NewTicker(l.cfg.Tick)
 	defer tick.Stop()
 	defer l.wake.Stop()
@@ -451,28 +476,66 @@ func (l *loop) run(ctx context.Context) {
 				break
 			}
 			l.apply(e, now)
+		case r := <-l.watched:
+			now = time.Now()
+			if err := l.watchStarted(r); err != nil && ctx.Err() == nil {
+				l.b.log.Warn("budget: cannot watch the bucket", "error", err)
+			}
 		case <-l.b.throttled:
 			now = time.Now()
 			if l.decrease(now) {
-				l.put(ctx, now)
+				l.send(now)
 			}
 		case <-tick.C:
 			now = time.Now()
 			l.sample()
-			if l.updates == nil {
-				if err := l.watch(ctx); err != nil && ctx.Err() == nil {
-					l.b.log.Warn("budget: cannot watch the bucket", "error", err)
-				}
+			if !l.awaiting.IsZero() && now.Sub(l.awaiting) > l.echoTimeout() && l.updates != nil {
+				// The bucket took a heartbeat the watch has not brought
+				// back: its consumer is gone (a NATS server restarted)
+				// and nats.go would notice only after two missed idle
+				// heartbeats, ten seconds or more. Watch afresh now.
+				l.b.log.Warn("budget: the watch stalled; watching again")
+				l.watcher.Stop()
+				l.updates, l.watcher, l.awaiting = nil, nil, time.Time{}
 			}
-			if d := l.measure(); now.Sub(l.lastPut) >= l.cfg.TTL/3 || changed(l.demand, d, l.cfg.PerSecond) {
+			if l.updates == nil {
+				l.startWatch(ctx)
+			}
+			// Heartbeat every TTL/3, every tick while they fail, and at
+			// once when demand moved.
+			if d := l.measure(); now.Sub(l.lastPut) >= l.cfg.TTL/3 || l.failing || changed(l.demand, d, l.cfg.PerSecond) {
 				l.demand = d
-				l.put(ctx, now)
+				l.send(now)
+			}
+		case r := <-l.putDone:
+			now = time.Now()
+			if r.err != nil {
+				if !l.failing && ctx.Err() == nil {
+					l.b.log.Warn("budget: heartbeat failed", "error", r.err)
+				}
+				l.failing = true
+				break
+			}
+			l.failing = false
+			if r.sent.After(l.lastAck) {
+				l.lastAck = r.sent
+			}
+			// Its echo may have come already: the watch and the
+			// acknowledgement race.
+			if l.awaiting.IsZero() && l.lastEcho.Before(r.sent) {
+				l.awaiting = now
 			}
 		case <-l.wake.C:
 			now = time.Now()
 		}
 		l.recompute(now)
 	}
+}
+
+// echoTimeout is how long a heartbeat the bucket took may take to come
+// back through the watch before the watch is taken for stalled.
+func (l *loop) echoTimeout() time.Duration {
+	return min(max(2*l.cfg.Tick, time.Second), l.cfg.TTL/3)
 }
 
 // changed reports whether demand moved enough since the last heartbeat to
@@ -506,38 +569,82 @@ func (l *loop) measure() demand {
 	return demand{Mutating: per(sentinelone.LaneMutating), Read: per(sentinelone.LaneRead), Background: per(sentinelone.LaneBackground)}
 }
 
-// put writes this replica's heartbeat. A failure is logged once per
-// outage; the isolation rule in recompute deals with its consequences.
-func (l *loop) put(ctx context.Context, now time.Time) error {
+// putResult is what became of one heartbeat.
+type putResult struct {
+	sent time.Time // when it was sent: the bucket stored it later
+	err  error
+}
+
+// heartbeat encodes this replica's heartbeat as of now.
+func (l *loop) heartbeat(now time.Time) []byte {
 	hb := heartbeat{Replica: l.cfg.Replica, Demand: l.demand, At: now.UTC()}
 	if l.thr.Seq > 0 {
 		th := l.thr
 		hb.Throttle = &th
 	}
-	v, err := json.Marshal(hb)
-	if err != nil {
-		return err
-	}
-	l.lastPut = now
-	pctx, cancel := context.WithTimeout(ctx, min(l.cfg.TTL/3, 2*time.Second))
-	defer cancel()
-	if _, err := l.cfg.KV.Put(pctx, l.b.key, v); err != nil {
-		if ctx.Err() == nil && !l.lastAck.IsZero() && now.Sub(l.lastAck) < l.cfg.TTL/2 {
-			l.b.log.Warn("budget: heartbeat failed", "error", err)
-		}
-		return err
-	}
-	l.lastAck = time.Now()
-	return nil
+	v, _ := json.Marshal(hb) // plain numbers, strings and times: cannot fail
+	return v
 }
 
-// watch starts watching every replica's key of the console.
-func (l *loop) watch(ctx context.Context) error {
-	w, err := l.cfg.KV.Watch(ctx, subjects.BudgetKeys(l.cfg.Console))
-	if err != nil {
-		return err
+// send hands a heartbeat to the putter, replacing one it has not taken
+// yet. Only the loop sends, so after the drain there is room.
+func (l *loop) send(now time.Time) {
+	l.lastPut = now
+	select {
+	case <-l.puts:
+	default:
 	}
-	l.watcher, l.updates, l.replaying = w, w.Updates(), true
+	l.puts <- l.heartbeat(now)
+}
+
+// putLoop writes heartbeats to the bucket, one at a time, on a goroutine
+// of its own (owned by the loop: leave waits for it) so that a slow or
+// absent NATS never keeps the loop from noticing that it is isolated.
+func (l *loop) putLoop(ctx context.Context) {
+	timeout := min(l.cfg.TTL/3, 2*time.Second)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case v := <-l.puts:
+			sent := time.Now()
+			pctx, cancel := context.WithTimeout(ctx, timeout)
+			_, err := l.cfg.KV.Put(pctx, l.b.key, v)
+			cancel()
+			select {
+			case l.putDone <- putResult{sent: sent, err: err}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// startWatch starts creating a watch of every replica's key of the
+// console, unless one is being created. It runs on a goroutine of its own,
+// owned by the loop (leave waits for it), because nats.go waits for the
+// server without a deadline when the context has none, and the context must
+// have none: nats.go recreates the watch's consumer with it after a
+// reconnect, for as long as the watch lives. Meanwhile the loop goes on
+// ticking, so a replica that cannot watch still isolates itself.
+func (l *loop) startWatch(ctx context.Context) {
+	if l.watching {
+		return
+	}
+	l.watching = true
+	go func() {
+		w, err := l.cfg.KV.Watch(ctx, subjects.BudgetKeys(l.cfg.Console))
+		l.watched <- watchResult{w, err}
+	}()
+}
+
+// watchStarted takes the outcome of startWatch.
+func (l *loop) watchStarted(r watchResult) error {
+	l.watching = false
+	if r.err != nil {
+		return r.err
+	}
+	l.watcher, l.updates, l.replaying = r.w, r.w.Updates(), true
 	return nil
 }
 
@@ -573,7 +680,7 @@ func (l *loop) apply(e jetstream.KeyValueEntry, now time.Time) {
 			"other", replica, "factor", l.thr.Factor)
 	}
 	if replica == l.cfg.Replica {
-		l.lastEcho = now
+		l.lastEcho, l.echoed, l.awaiting = now, hb.Demand, time.Time{}
 		return
 	}
 	seen := now
@@ -619,7 +726,7 @@ func (l *loop) recompute(now time.Time) {
 	if isolated != l.isolated {
 		if isolated {
 			l.b.log.Warn("budget: cannot reach the others through the bucket: sending nothing until it can")
-		} else if !l.lastAck.IsZero() {
+		} else {
 			l.b.log.Info("budget: reaching the others again")
 		}
 		l.isolated = isolated
@@ -655,7 +762,7 @@ func (l *loop) recompute(now time.Time) {
 	}
 	l.b.mu.Lock()
 	l.b.status = Status{Replicas: 1 + len(l.peers), Share: share, Allocation: l.applied, Throttle: factor,
-		Demand: l.demand.total(), Isolated: isolated}
+		Demand: l.echoed.total(), Isolated: isolated}
 	l.b.mu.Unlock()
 	if l.applied > 0 {
 		select {
@@ -667,9 +774,10 @@ func (l *loop) recompute(now time.Time) {
 }
 
 // target is this replica's allocation from the heartbeats it knows, the
-// others' and its own as published (not as measured since: every replica
-// must compute from the same numbers). Demand counts against the budget
-// as the throttle leaves it.
+// others' and its own as it came back through the watch: not as measured
+// since, nor as last sent (a heartbeat that timed out may or may not have
+// landed), because every replica must compute from the same numbers.
+// Demand counts against the budget as the throttle leaves it.
 func (l *loop) target(factor float64) float64 {
 	ids := make([]string, 0, 1+len(l.peers))
 	ids = append(ids, l.cfg.Replica)
@@ -681,7 +789,7 @@ func (l *loop) target(factor float64) float64 {
 	want := make([]wants, len(ids))
 	me := 0
 	for i, id := range ids {
-		d := l.demand
+		d := l.echoed
 		if id != l.cfg.Replica {
 			d = l.peers[id].demand
 		} else {
@@ -703,11 +811,20 @@ func (l *loop) leave() {
 	l.b.mu.Lock()
 	l.b.status.Share, l.b.status.Allocation = 0, 0
 	l.b.mu.Unlock()
+	// A heartbeat landing after the delete would bring the key back.
+	l.putter.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), min(l.cfg.TTL/3, 2*time.Second))
 	defer cancel()
 	err := l.cfg.KV.Delete(ctx, l.b.key)
 	if l.watcher != nil {
 		l.watcher.Stop()
+	}
+	if l.watching {
+		// The loop's context has ended, so the creation returns soon.
+		if r := <-l.watched; r.w != nil {
+			r.w.Stop()
+		}
+		l.watching = false
 	}
 	l.b.mu.Lock()
 	l.b.leaveErr = err

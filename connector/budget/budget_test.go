@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"net"
 	"testing"
 	"time"
 
@@ -320,5 +321,49 @@ func TestStartFailsWithoutBucket(t *testing.T) {
 	defer cancel()
 	if _, err := b.Limiter().Wait(ctx, 0); err == nil {
 		t.Error("the limiter let a call through after a failed start")
+	}
+}
+
+// TestNATSRestart: while NATS is down no replica can tell the others it is
+// alive, so each stops sending; when it is back they share the budget
+// again without being restarted.
+func TestNATSRestart(t *testing.T) {
+	const perSecond, burst = 30.0, 6
+	dir := t.TempDir()
+	srv := testenv.NATSServerAt(t, -1, dir)
+	port := srv.Addr().(*net.TCPAddr).Port
+	d := newDeploymentOn(t, srv, perSecond, burst, testTTL)
+	a := d.add("a", emulator.PathSystemInfo, nil)
+	b := d.add("b", emulator.PathSystemInfo, nil)
+	stop := flood([]*replica{a, b}, 40)
+	defer stop()
+	halves := func() (bool, string) {
+		return math.Abs(a.b.Share()-0.5) < 0.02 && math.Abs(b.b.Share()-0.5) < 0.02, shares(a, b)
+	}
+	waitFor(t, 5*time.Second, "halves", halves)
+
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	down := time.Now()
+	waitFor(t, testTTL, "both to stop sending", func() (bool, string) {
+		return a.b.Share() == 0 && b.b.Share() == 0, shares(a, b)
+	})
+	t.Logf("NATS down: both stopped sending after %s", time.Since(down).Round(time.Millisecond))
+	time.Sleep(200 * time.Millisecond)
+	quiet := time.Now()
+	time.Sleep(300 * time.Millisecond)
+	if n := between(d.arrivals(quiet), quiet, time.Now()); n > 0 {
+		t.Errorf("%d calls reached the console while NATS was down", n)
+	}
+
+	testenv.NATSServerAt(t, port, dir)
+	up := time.Now()
+	waitFor(t, 5*time.Second, "halves again", halves)
+	t.Logf("NATS back: halves again after %s", time.Since(up).Round(time.Millisecond))
+	stop()
+	for _, r := range []*replica{a, b} {
+		if err := r.b.Stop(t.Context()); err != nil {
+			t.Errorf("%s: stop after the restart: %v", r.name, err)
+		}
 	}
 }

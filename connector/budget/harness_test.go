@@ -50,7 +50,13 @@ const testTTL = 1500 * time.Millisecond
 // bucket with ttl as MaxAge. perSecond and burst are the console's budget.
 func newDeployment(tb testing.TB, perSecond float64, burst int, ttl time.Duration, emuOpts ...emulator.Option) *deployment {
 	tb.Helper()
-	d := &deployment{tb: tb, srv: testenv.NATSServer(tb)}
+	return newDeploymentOn(tb, testenv.NATSServer(tb), perSecond, burst, ttl, emuOpts...)
+}
+
+// newDeploymentOn is newDeployment with the nats-server given.
+func newDeploymentOn(tb testing.TB, srv *server.Server, perSecond float64, burst int, ttl time.Duration, emuOpts ...emulator.Option) *deployment {
+	tb.Helper()
+	d := &deployment{tb: tb, srv: srv}
 	d.emu, d.url = testenv.Emulator(tb, emuOpts...)
 	js, err := jetstream.New(testenv.Conn(tb, d.srv))
 	if err != nil {
@@ -71,7 +77,7 @@ func newDeployment(tb testing.TB, perSecond float64, burst int, ttl time.Duratio
 func (d *deployment) add(name, path string, edit func(*budget.Config)) *replica {
 	tb := d.tb
 	tb.Helper()
-	nc, err := nats.Connect(d.srv.ClientURL())
+	nc, err := nats.Connect(d.srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		tb.Fatal(err)
 	}
