@@ -57,6 +57,7 @@ type LaneLimiter struct {
 	queues  [NumLanes]queue.List // of *waiter, by rank (0 most urgent)
 	waiting int                  // total length of queues
 	granted [NumLanes]uint64     // tokens handed out and used, ever, by rank
+	refused [NumLanes]uint64     // callers refused for their deadline, ever, by rank
 
 	timer    *time.Timer // calls fire when the next token is due
 	armedFor time.Time   // when timer fires; zero when it is not armed
@@ -67,6 +68,10 @@ type LaneLimiter struct {
 type LimiterStats struct {
 	// Granted counts the attempts let through since the limiter was made.
 	Granted [NumLanes]uint64
+	// Refused counts the callers turned away at once because their
+	// deadline came before their turn could: demand as much as the
+	// granted ones, though they never queued.
+	Refused [NumLanes]uint64
 	// Waiting is the number of callers queued now.
 	Waiting [NumLanes]int
 }
@@ -151,6 +156,7 @@ func (l *LaneLimiter) Stats() LimiterStats {
 	var s LimiterStats
 	for _, lane := range []Lane{LaneMutating, LaneRead, LaneBackground} {
 		s.Granted[lane] = l.granted[lane.rank()]
+		s.Refused[lane] = l.refused[lane.rank()]
 		s.Waiting[lane] = l.queues[lane.rank()].Len()
 	}
 	return s
@@ -183,6 +189,7 @@ func (l *LaneLimiter) Wait(ctx context.Context, lane Lane) (time.Duration, error
 	}
 	if deadline, ok := ctx.Deadline(); ok && l.rate > 0 {
 		if d := l.until(float64(ahead) + 1); start.Add(d).After(deadline) {
+			l.refused[rank]++
 			l.mu.Unlock()
 			return 0, fmt.Errorf("%w: waiting about %s for the rate limit (%s lane, %d ahead) would overrun the deadline",
 				ErrRateLimited, d.Round(time.Millisecond), lane, ahead)

@@ -296,6 +296,9 @@ func TestLaneDeadlines(t *testing.T) {
 	if _, err := l.Wait(dctx, LaneMutating); err != nil {
 		t.Errorf("mutating call with 300 ms left and nobody ahead in its lane: %v", err)
 	}
+	if s := l.Stats(); s.Refused[LaneRead] != 1 || s.Refused[LaneMutating] != 0 || s.Waiting[LaneRead] != 20 {
+		t.Errorf("stats after one refusal: %+v", s)
+	}
 
 	// A stopped limiter does not refuse up front (its rate may come back),
 	// but the deadline ends the wait with ErrRateLimited, not a timeout.

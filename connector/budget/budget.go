@@ -553,8 +553,11 @@ func (l *loop) sample() {
 	l.samples = min(l.samples+1, len(l.window))
 }
 
-// measure returns the demand over the window: what was let through per
-// second, plus what is queued now (which wants to go within a second).
+// measure returns the demand over the window: what was let through or
+// refused for want of time per second, plus what is queued now (which
+// wants to go within a second). Refusals count: callers whose deadlines
+// the share cannot meet never queue, and a share measured by what it
+// served alone would never grow.
 func (l *loop) measure() demand {
 	if l.samples == 0 {
 		return demand{}
@@ -564,7 +567,8 @@ func (l *loop) measure() demand {
 	oldest := l.window[(l.next+n-l.samples)%n]
 	secs := float64(max(l.samples-1, 1)) * l.cfg.Tick.Seconds()
 	per := func(lane sentinelone.Lane) float64 {
-		return (float64(newest.Granted[lane]-oldest.Granted[lane]) + float64(newest.Waiting[lane])) / secs
+		asked := newest.Granted[lane] - oldest.Granted[lane] + newest.Refused[lane] - oldest.Refused[lane]
+		return (float64(asked) + float64(newest.Waiting[lane])) / secs
 	}
 	return demand{Mutating: per(sentinelone.LaneMutating), Read: per(sentinelone.LaneRead), Background: per(sentinelone.LaneBackground)}
 }

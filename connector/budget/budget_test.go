@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -366,4 +367,38 @@ func TestNATSRestart(t *testing.T) {
 			t.Errorf("%s: stop after the restart: %v", r.name, err)
 		}
 	}
+}
+
+// TestRefusedCallersCountAsDemand: callers whose deadlines the replica's
+// share cannot meet are refused at once and never queue; they must still
+// count as demand, or a replica starting from the floor would stay there.
+func TestRefusedCallersCountAsDemand(t *testing.T) {
+	const perSecond, burst = 30.0, 6
+	d := newDeployment(t, perSecond, burst, testTTL)
+	a := d.add("a", emulator.PathSystemInfo, nil)
+	b := d.add("b", emulator.PathSystemInfo, nil)
+	stop := flood([]*replica{a}, 20)
+	defer stop()
+	waitFor(t, 5*time.Second, "b idle at the floor", func() (bool, string) {
+		return math.Abs(b.b.Share()-budget.DefaultFloor/2) < 0.01, shares(a, b)
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for range 20 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				cctx, ccancel := context.WithTimeout(ctx, 60*time.Millisecond)
+				if b.read(cctx) != nil {
+					time.Sleep(10 * time.Millisecond) // a caller retrying, not spinning
+				}
+				ccancel()
+			}
+		})
+	}
+	waitFor(t, 2*time.Second, "b's share to grow to half", func() (bool, string) {
+		return b.b.Share() > 0.45, shares(a, b)
+	})
 }
