@@ -14,6 +14,7 @@ import (
 	"github.com/s1bridge/s1bridge/connector/budget"
 	"github.com/s1bridge/s1bridge/emulator"
 	"github.com/s1bridge/s1bridge/internal/testenv"
+	"github.com/s1bridge/s1bridge/sentinelone"
 )
 
 // jitter is how much later or earlier than its token a request may reach
@@ -400,5 +401,32 @@ func TestRefusedCallersCountAsDemand(t *testing.T) {
 	}
 	waitFor(t, 2*time.Second, "b's share to grow to half", func() (bool, string) {
 		return b.b.Share() > 0.45, shares(a, b)
+	})
+}
+
+// TestLanesAcrossReplicas: the priority of lanes holds across the
+// deployment, not only inside a replica: reads on one replica are served
+// before background work (ingestion, monitors) on another.
+func TestLanesAcrossReplicas(t *testing.T) {
+	const perSecond, burst = 30.0, 6
+	d := newDeployment(t, perSecond, burst, testTTL)
+	ingest := d.add("ingest", emulator.PathSystemInfo, nil)
+	reads := d.add("reads", emulator.PathSystemInfo, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for range 20 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				ingest.read(sentinelone.WithLane(ctx, sentinelone.LaneBackground))
+			}
+		})
+	}
+	stop := flood([]*replica{reads}, 20)
+	defer stop()
+	floor := budget.DefaultFloor / 2
+	waitFor(t, 5*time.Second, "the reading replica to get all but the floor", func() (bool, string) {
+		return math.Abs(ingest.b.Share()-floor) < 0.01 && math.Abs(reads.b.Share()-(1-floor)) < 0.01, shares(ingest, reads)
 	})
 }
