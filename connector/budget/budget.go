@@ -75,8 +75,9 @@ type (
 		// all replicas together.
 		PerSecond float64
 		Burst     int
-		// KV is the bucket the heartbeats go in; its MaxAge must be TTL.
-		// The leases bucket is made for it.
+		// KV is the bucket the heartbeats go in; its MaxAge must be TTL
+		// (Start checks), so that the key of a replica that died goes when
+		// the others count it out. The leases bucket is made for it.
 		KV jetstream.KeyValue
 		// TTL is the bucket's MaxAge. A replica heartbeats every TTL/3; one
 		// not heard from for TTL is counted out, and one that could not
@@ -295,8 +296,9 @@ func (b *Budget) Status() Status {
 // (one Tick later, so that the others have seen it arrive and made room).
 // The budget then runs until ctx ends or Stop is called, and then leaves:
 // it stops sending and deletes its key, so the others take over its share
-// at once. Start fails when the bucket cannot be written or read within
-// ctx and the TTL; nothing is left running then.
+// at once. Start fails when the bucket's MaxAge is not the TTL, or when it
+// cannot be written or read within ctx and the TTL; nothing is left
+// running then.
 func (b *Budget) Start(ctx context.Context) error {
 	if !b.started.CompareAndSwap(false, true) {
 		return ErrStarted
@@ -310,7 +312,10 @@ func (b *Budget) Start(ctx context.Context) error {
 		window: make([]sentinelone.LimiterStats, windowTicks(b.cfg.Tick))}
 	jctx, jcancel := context.WithTimeout(runCtx, b.cfg.TTL)
 	defer jcancel()
-	err := l.join(jctx, runCtx)
+	err := b.checkBucket(jctx)
+	if err == nil {
+		err = l.join(jctx, runCtx)
+	}
 	if err == nil {
 		go l.run(runCtx)
 		select {
@@ -329,6 +334,19 @@ func (b *Budget) Start(ctx context.Context) error {
 	cancel()
 	<-b.done
 	return fmt.Errorf("budget of console %s: joining: %w", b.cfg.Console, err)
+}
+
+// checkBucket makes sure that the bucket drops a key when the others
+// count its replica out: its MaxAge is the TTL.
+func (b *Budget) checkBucket(ctx context.Context) error {
+	st, err := b.cfg.KV.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if st.TTL() != b.cfg.TTL {
+		return fmt.Errorf("%w: bucket %s has MaxAge %s, the TTL is %s: they must be equal", ErrInvalidConfig, st.Bucket(), st.TTL(), b.cfg.TTL)
+	}
+	return nil
 }
 
 // Stop leaves the budget (see Start) and waits, within ctx, until this

@@ -244,7 +244,7 @@ func TestConfigValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := budget.Config{Console: "main", Replica: "r1", PerSecond: 10, Burst: 10, KV: kv}
+	good := budget.Config{Console: "main", Replica: "r1", PerSecond: 10, Burst: 10, KV: kv, TTL: testTTL, Tick: 100 * time.Millisecond}
 	tests := []struct {
 		name string
 		edit func(*budget.Config)
@@ -267,6 +267,15 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("%s: err = %v", tt.name, err)
 		}
 	}
+	// The bucket must drop keys when the others count a replica out.
+	other := good
+	other.TTL = 3 * testTTL
+	if b, err := budget.New(other); err != nil {
+		t.Fatal(err)
+	} else if err := b.Start(t.Context()); !errors.Is(err, budget.ErrInvalidConfig) {
+		t.Errorf("TTL %s on a bucket with MaxAge %s: %v", other.TTL, testTTL, err)
+	}
+
 	b, err := budget.New(good)
 	if err != nil {
 		t.Fatal(err)
