@@ -1,20 +1,3 @@
-// Package budget shares one console's rate budget among all the replicas of
-// a deployment (DESIGN.md §14): consoles.<name>.rate_limit is what all of
-// them together may send, because SentinelOne counts per token, not per
-// process.
-//
-// Each replica runs one Budget per console. It heartbeats into a key of its
-// own in a KV bucket whose MaxAge drops the keys of replicas that stop
-// (the leases bucket: subjects.BudgetKey), watches the keys of the
-// console's other replicas, and sets the rate and burst of its local
-// sentinelone.LaneLimiter to its share. The heartbeat says how much of each
-// lane the replica would use (its demand), and every replica splits the
-// budget from the same heartbeats the same way (allocate), so the shares add
-// up to the budget without any further coordination. A 429 seen by any
-// replica slows all of them (throttle), and the rate then climbs back.
-//
-// The design, its bounds and the tuning are in the notes of issue 14
-// (/work/team/notes/budget.md while it is being built).
 package budget
 
 import (
