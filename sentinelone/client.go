@@ -2,8 +2,9 @@
 // cut to the operations s1bridge needs. It knows nothing of NATS.
 //
 // One Client talks to one console. It retries what is safe to retry (see
-// DefaultCheckRetry), paces every request through one token bucket shared by
-// all its callers, keeps a connection pool sized for concurrency, and turns
+// DefaultCheckRetry), paces every attempt through one Limiter shared by all
+// its callers (a token bucket with priority lanes unless WithLimiter gives
+// another: see Lane and WithLane), keeps a connection pool sized for concurrency, and turns
 // every failure into an error that errors.Is can sort (see the sentinel
 // errors). List items keep the bytes the console sent (the Raw field of each
 // item type) so replies can pass them through unchanged; the typed fields are
@@ -22,7 +23,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
-	"golang.org/x/time/rate"
 )
 
 // Wire names.
@@ -100,7 +100,8 @@ type (
 		RetryWaitMin time.Duration
 		RetryWaitMax time.Duration
 		// RatePerSecond and RateBurst size the token bucket every request to
-		// this console (each attempt) passes through.
+		// this console (each attempt) passes through: the LaneLimiter New
+		// builds. WithLimiter replaces it, and these are then unused.
 		RatePerSecond float64
 		RateBurst     int
 		// MaxConns is both the idle pool size and the cap of connections to
@@ -123,7 +124,7 @@ type (
 		userAgent  string
 		log        *slog.Logger
 		obs        Observer
-		limiter    *rate.Limiter
+		limiter    Limiter
 		timeout    time.Duration
 		transport  http.RoundTripper // the bottom transport, before pacing and timeouts
 		checkRetry CheckRetry
@@ -142,8 +143,8 @@ type (
 		RequestDone(RequestEvent)
 		// Retry is called before each retry, after its wait.
 		Retry(RetryEvent)
-		// RateLimitWait is called when an attempt had to wait for the rate
-		// limiter.
+		// RateLimitWait is called when an attempt had to queue for the rate
+		// limiter, once it may go.
 		RateLimitWait(WaitEvent)
 	}
 
@@ -171,6 +172,7 @@ type (
 	WaitEvent struct {
 		Method string
 		Path   string
+		Lane   Lane // the call's lane (WithLane)
 		Waited time.Duration
 	}
 
@@ -223,6 +225,19 @@ func WithTransport(rt http.RoundTripper) Option {
 			return fmt.Errorf("%w: nil transport", ErrInvalidArgument)
 		}
 		c.transport = rt
+		return nil
+	}
+}
+
+// WithLimiter paces every attempt through l instead of the LaneLimiter New
+// would build from Config.RatePerSecond and RateBurst (which are then
+// unused). Several Clients may share one Limiter.
+func WithLimiter(l Limiter) Option {
+	return func(c *Client) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil Limiter", ErrInvalidArgument)
+		}
+		c.limiter = l
 		return nil
 	}
 }
@@ -289,7 +304,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if waitMin > waitMax {
 		return nil, fmt.Errorf("%w: RetryWaitMin %s exceeds RetryWaitMax %s", ErrInvalidConfig, waitMin, waitMax)
 	}
-	c.limiter = rate.NewLimiter(rate.Limit(or(cfg.RatePerSecond, DefaultRatePerSecond)), or(cfg.RateBurst, DefaultRateBurst))
+	c.limiter = NewLaneLimiter(or(cfg.RatePerSecond, DefaultRatePerSecond), float64(or(cfg.RateBurst, DefaultRateBurst)))
 	c.transport = pooledTransport(or(cfg.MaxConns, DefaultMaxConns))
 	for _, opt := range opts {
 		if err := opt(c); err != nil {

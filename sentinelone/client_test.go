@@ -52,11 +52,11 @@ func TestNewValidation(t *testing.T) {
 		}
 	}
 	c, _ := New(good)
-	if c.rc.RetryMax != DefaultRetryMax || c.timeout != DefaultTimeout || c.limiter.Burst() != DefaultRateBurst ||
+	if c.rc.RetryMax != DefaultRetryMax || c.timeout != DefaultTimeout || limitOf(c) != [2]float64{DefaultRatePerSecond, DefaultRateBurst} ||
 		c.transport.(*http.Transport).MaxIdleConnsPerHost != DefaultMaxConns {
 		t.Errorf("defaults not applied")
 	}
-	for _, opt := range []Option{WithObserver(nil), WithTransport(nil), WithCheckRetry(nil), WithBackoff(nil)} {
+	for _, opt := range []Option{WithObserver(nil), WithTransport(nil), WithCheckRetry(nil), WithBackoff(nil), WithLimiter(nil)} {
 		if _, err := New(good, opt); !errors.Is(err, ErrInvalidArgument) {
 			t.Errorf("nil option: %v", err)
 		}

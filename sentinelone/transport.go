@@ -2,7 +2,6 @@ package sentinelone
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,7 +21,7 @@ func pooledTransport(maxConns int) *http.Transport {
 }
 
 // attemptTransport runs below retryablehttp, once per attempt: it waits for
-// the rate limiter, then applies the per-attempt timeout (so time spent
+// the rate limiter (and tells it of a 429 answer), then applies the per-attempt timeout (so time spent
 // queueing for the limiter does not eat into it), and logs the attempt.
 //
 // It deliberately has no CloseIdleConnections: retryablehttp calls that on
@@ -65,6 +64,9 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "sentinelone attempt", append(attrs,
 		slog.Int("status", resp.StatusCode), slog.String("rqid", resp.Header.Get(HeaderRequestID)))...)
+	if resp.StatusCode == http.StatusTooManyRequests {
+		c.limiter.RateLimited()
+	}
 	// The timeout covers reading the body too; it ends when the body is closed.
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
@@ -81,29 +83,17 @@ func (b *cancelOnClose) Close() error {
 	return err
 }
 
-// pace waits for the rate limiter. A wait that would overrun ctx's deadline
-// is refused at once (ErrRateLimited) rather than slept through.
+// pace waits for the rate limiter in the call's lane (WithLane). A wait that
+// would overrun ctx's deadline is refused at once (ErrRateLimited) rather
+// than slept through.
 func (c *Client) pace(ctx context.Context, cs *call) error {
-	r := c.limiter.Reserve()
-	if !r.OK() {
-		return fmt.Errorf("%w: rate limiter refuses (burst 0)", ErrRateLimited)
+	lane := LaneFrom(ctx)
+	waited, err := c.limiter.Wait(ctx, lane)
+	if err != nil {
+		return err
 	}
-	d := r.Delay()
-	if d == 0 {
-		return nil
+	if waited > 0 {
+		c.obs.RateLimitWait(WaitEvent{Method: cs.method, Path: cs.path, Lane: lane, Waited: waited})
 	}
-	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d {
-		r.Cancel()
-		return fmt.Errorf("%w: waiting %s for the local rate limit would overrun the deadline", ErrRateLimited, d.Round(time.Millisecond))
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		r.Cancel()
-		return ctx.Err()
-	case <-timer.C:
-	}
-	c.obs.RateLimitWait(WaitEvent{Method: cs.method, Path: cs.path, Waited: d})
 	return nil
 }

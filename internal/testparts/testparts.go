@@ -8,9 +8,11 @@
 package testparts
 
 import (
+	"flag"
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -45,6 +47,14 @@ func NATSServerWith(t testing.TB, edit func(*server.Options)) *server.Server {
 	o := &server.Options{
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
 		NoSigs: true, NoLog: true, MaxPayload: 8 << 20,
+	}
+	// A nats-server sets the process's block profile rate to its
+	// ProfBlockRate when it starts (0, off, by default), which silently
+	// empties go test -blockprofile: hand it the test's rate instead.
+	if f := flag.Lookup("test.blockprofile"); f != nil && f.Value.String() != "" {
+		if r := flag.Lookup("test.blockprofilerate"); r != nil {
+			o.ProfBlockRate, _ = strconv.Atoi(r.Value.String())
+		}
 	}
 	if edit != nil {
 		edit(o)
