@@ -96,11 +96,16 @@ func (it *GraphQLErrorItem) classification() string {
 
 // inputErrorMarkers are texts of console answers that refuse a value the
 // caller chose, seen in public captures (uam-reference.md §9): an alert id
-// that is not a UUID, a filter field the console does not support.
+// that is not a UUID, a filter field the console does not support. A cursor
+// the console cannot read is the caller's too (an after value it was never
+// given); decision: it is recognised by the text SentinelOne's REST API uses
+// for the same fault ("Invalid cursor value received"), as the GraphQL text
+// is not published.
 var inputErrorMarkers = []string{
 	"Invalid UUID",
 	"could not be parsed into a UUID",
 	"does not exist or not supported for FILTER API call",
+	"Invalid cursor",
 }
 
 // classifyGraphQL decides what kind of failure errs is, for op.
