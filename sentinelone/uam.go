@@ -156,7 +156,9 @@ func (a UAMAlert) MarshalJSON() ([]byte, error) { return rawOrNull(a.Raw), nil }
 // ConfidenceLevels nil asks for every level by name, and for alerts with no
 // level: SentinelOne hides INFORMATIONAL alerts from a query that does not
 // name that level (uam-reference.md §10 quirk 4), and s1bridge hides nothing
-// by default. A non-nil list asks for exactly those levels.
+// by default. A non-empty list asks for exactly those levels; an empty
+// non-nil one sends no level filter (SentinelOne's own default, which hides
+// INFORMATIONAL).
 type UAMAlertFilter struct {
 	IDs               []string
 	Statuses          []string
