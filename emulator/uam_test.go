@@ -179,6 +179,10 @@ func TestUAMValidationErrors(t *testing.T) {
 			}
 		})
 	}
+	// Introspection is valid GraphQL the emulator does not answer.
+	if got := h.gqlRaw(`{ __schema { queryType { name } } }`, nil); !strings.Contains(got, "__schema is not implemented by the emulator") || !strings.HasSuffix(got, `"data":null}`) {
+		t.Errorf("introspection: %s", got)
+	}
 	// The not-found answer is the fixture's shape.
 	r := h.do("POST", PathUAMGraphQL, nil, map[string]any{"query": `query { alert(id: "00000000-0000-7000-8000-0000000000ff") { id } }`})
 	var m map[string]any
