@@ -189,6 +189,18 @@ type (
 		PageSize int `koanf:"page_size"`
 		// Overlap is the re-read window behind the watermark.
 		Overlap time.Duration `koanf:"overlap"`
+		// Alerts configures the ingestion of Unified Alerts (DESIGN.md
+		// §10), which shares Interval, FirstFetch and Overlap.
+		Alerts IngestAlerts `koanf:"alerts"`
+	}
+
+	// IngestAlerts configures the ingestion of Unified Alerts of one
+	// console.
+	IngestAlerts struct {
+		// Enabled publishes Unified Alerts to the events stream.
+		Enabled bool `koanf:"enabled"`
+		// PageSize is the GraphQL page size (first), 1 to 1000.
+		PageSize int `koanf:"page_size"`
 	}
 
 	// Monitor configures threats.monitor on one console.
@@ -282,6 +294,7 @@ func DefaultConsole() Console {
 			FirstFetch: 72 * time.Hour,
 			PageSize:   1000,
 			Overlap:    5 * time.Minute,
+			Alerts:     IngestAlerts{Enabled: true, PageSize: 500},
 		},
 		Monitor: Monitor{PollInterval: 30 * time.Second, DefaultTimeout: 12 * time.Hour},
 	}

@@ -79,11 +79,16 @@ func TestEnvOverrides(t *testing.T) {
 				"S1BRIDGE_CONSOLES__MAIN__RATE_LIMIT__PER_SECOND=0.5",
 				"S1BRIDGE_CONSOLES__MAIN__ACTIONS__DENY=agents.disconnect, agents.connect",
 				"S1BRIDGE_CONSOLES__MAIN__INGEST__ENABLED=false",
+				"S1BRIDGE_CONSOLES__MAIN__INGEST__ALERTS__PAGE_SIZE=250",
 			},
 			check: func(t *testing.T, c *Config) {
 				m := c.Consoles["main"]
 				if m.APIToken.Reveal() != "env-token" || m.Retry.WaitMax != time.Minute || m.RateLimit.PerSecond != 0.5 || m.Ingest.Enabled {
 					t.Errorf("main = %+v", m)
+				}
+				// The alerts keys are their own: threats off leaves alerts on.
+				if !m.Ingest.Alerts.Enabled || m.Ingest.Alerts.PageSize != 250 {
+					t.Errorf("ingest.alerts = %+v, want enabled (default) with page_size 250 from the environment", m.Ingest.Alerts)
 				}
 				if !slices.Equal(m.Actions.Deny, []string{"agents.disconnect", "agents.connect"}) {
 					t.Errorf("deny = %q", m.Actions.Deny)
@@ -213,7 +218,7 @@ consoles:
 	if c.Subjects.Prefix != "acme" || lab.APIToken.Reveal() != "padded" || lab.Retry.Max != 0 || lab.Ingest.Overlap != 0 {
 		t.Errorf("config = %+v / %+v", c.Subjects, lab)
 	}
-	if lab.Retry.WaitMax != 30*time.Second || lab.Ingest.PageSize != 1000 || !lab.Ingest.Enabled {
+	if lab.Retry.WaitMax != 30*time.Second || lab.Ingest.PageSize != 1000 || !lab.Ingest.Enabled || lab.Ingest.Alerts != (IngestAlerts{Enabled: true, PageSize: 500}) {
 		t.Errorf("a partial console lost its defaults: %+v", lab)
 	}
 	if !slices.Equal(lab.Actions.Deny, []string{"agents.disconnect"}) {

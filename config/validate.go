@@ -171,6 +171,7 @@ func (c *Console) validate(p *problems, key string) {
 	positive(p, key+".ingest.interval", c.Ingest.Interval)
 	positive(p, key+".ingest.first_fetch", c.Ingest.FirstFetch)
 	intRange(p, key+".ingest.page_size", c.Ingest.PageSize, 1, PageSizeMax)
+	intRange(p, key+".ingest.alerts.page_size", c.Ingest.Alerts.PageSize, 1, PageSizeMax)
 	if c.Ingest.Overlap < 0 {
 		p.addf(key+".ingest.overlap", "must not be negative")
 	}

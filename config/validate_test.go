@@ -129,6 +129,8 @@ func TestValidateErrors(t *testing.T) {
 		{"page size 0", console(func(m *Console) { m.Ingest.PageSize = 0 }), "consoles.main.ingest.page_size: 0 is out of range 1 to 1000"},
 		{"page size high", console(func(m *Console) { m.Ingest.PageSize = 1001 }), "consoles.main.ingest.page_size: 1001 is out of range"},
 		{"overlap", console(func(m *Console) { m.Ingest.Overlap = -time.Second }), "consoles.main.ingest.overlap: must not be negative"},
+		{"alerts page size 0", console(func(m *Console) { m.Ingest.Alerts.PageSize = 0 }), "consoles.main.ingest.alerts.page_size: 0 is out of range 1 to 1000"},
+		{"alerts page size high", console(func(m *Console) { m.Ingest.Alerts.PageSize = 1001 }), "consoles.main.ingest.alerts.page_size: 1001 is out of range"},
 		{"poll interval", console(func(m *Console) { m.Monitor.PollInterval = 999 * time.Millisecond }), "consoles.main.monitor.poll_interval: must be at least 1s"},
 		{"default timeout", console(func(m *Console) { m.Monitor.DefaultTimeout = 0 }), "consoles.main.monitor.default_timeout: must be more than 0"},
 		{"stream name", func(c *Config) { c.Streams.Events.Name = "S1.EVENTS" }, "streams.events.name: must be"},

@@ -7,7 +7,9 @@
 // It is written from the API reference, the Swagger subset and the captured
 // fixtures only, independently of the client in package sentinelone, so that
 // it catches the client's mistakes rather than sharing them. It depends on the
-// standard library alone.
+// standard library and, for the Unified Alerts GraphQL endpoint (see
+// uam_graphql.go), on gqlparser, which parses and validates every query
+// against SentinelOne's schema subset as a real GraphQL server would.
 //
 // Use: New seeds a console (WithSeed, WithSizes, WithClock, WithToken, ...);
 // Start serves it on a loopback port (Server.URL, Server.Close), Serve until
@@ -73,6 +75,8 @@ type (
 		alerts       *collection[*alert]
 		activities   *collection[*activity]
 		restrictions *collection[*restriction]
+		uam          *uamStore
+		uamDocs      docCache // validated GraphQL documents
 		hashes       map[string]HashInfo
 		newActs      []*activity // recorded, not yet inserted: see addActivity
 		late         []*threat   // threats hidden by late indexing
@@ -97,6 +101,9 @@ type (
 		Alerts        int
 		Activities    int
 		Restrictions  int // black_hash items over the scopes
+		// UAMAlerts is the number of Unified Alerts (every source,
+		// severity and confidence level; the first eight are UAMSeedIDs).
+		UAMAlerts int
 	}
 
 	// HashInfo is what the console knows of one SHA1, served by the verdict
@@ -153,6 +160,7 @@ type (
 		Threats      []string
 		Alerts       []string
 		Restrictions []string
+		UAMAlerts    []string // Unified Alerts ids, in creation order
 	}
 
 	// Fault is an injected failure. It matches requests whose URL path starts
@@ -171,6 +179,7 @@ type (
 		Status     int           // FaultServerError: the status (default 500)
 		RetryAfter string        // FaultRateLimit: the Retry-After value; empty sends none
 		HTML       bool          // FaultRateLimit: nginx HTML page; FaultServerError: plain-text body
+		Message    string        // FaultGraphQLError: the error message (default: graphql-java's "All Shards Down" fetch failure)
 	}
 
 	// FaultKind is what an injected fault does.
@@ -205,13 +214,14 @@ type config struct {
 	transition        time.Duration
 	requestLogLimit   int
 	noVerdictEndpoint bool
+	uam               UAMSettings
 }
 
 // DefaultSizes is the seeded console New builds unless WithSizes says
 // otherwise: three sites, six groups, 24 agents, 240 threats, 60 alerts,
-// 120 activities and 6 blocklist items.
+// 120 activities, 6 blocklist items and 80 Unified Alerts.
 func DefaultSizes() Sizes {
-	return Sizes{Sites: 3, GroupsPerSite: 2, Agents: 24, Threats: 240, Alerts: 60, Activities: 120, Restrictions: 6}
+	return Sizes{Sites: 3, GroupsPerSite: 2, Agents: 24, Threats: 240, Alerts: 60, Activities: 120, Restrictions: 6, UAMAlerts: 80}
 }
 
 // WithToken sets the API token the emulator accepts (default DefaultToken).
@@ -239,7 +249,7 @@ func WithSizes(s Sizes) Option {
 			return fmt.Errorf("%w: Sites must be 1..10", ErrInvalid)
 		case s.GroupsPerSite < 1:
 			return fmt.Errorf("%w: GroupsPerSite must be at least 1", ErrInvalid)
-		case s.Agents < 0 || s.Threats < 0 || s.Alerts < 0 || s.Activities < 0 || s.Restrictions < 0:
+		case s.Agents < 0 || s.Threats < 0 || s.Alerts < 0 || s.Activities < 0 || s.Restrictions < 0 || s.UAMAlerts < 0:
 			return fmt.Errorf("%w: sizes must not be negative", ErrInvalid)
 		case s.Agents == 0 && (s.Threats > 0 || s.Alerts > 0):
 			return fmt.Errorf("%w: threats and alerts need at least one agent", ErrInvalid)
@@ -308,7 +318,7 @@ func WithoutVerdictEndpoint() Option {
 // New builds an emulator and seeds it. Generating 100,000 threats takes a
 // fraction of a second.
 func New(opts ...Option) (*Emulator, error) {
-	cfg := config{token: DefaultToken, seed: 1, sizes: DefaultSizes(), clock: time.Now, requestLogLimit: 10000}
+	cfg := config{token: DefaultToken, seed: 1, sizes: DefaultSizes(), clock: time.Now, requestLogLimit: 10000, uam: DefaultUAMSettings()}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
@@ -325,6 +335,7 @@ func New(opts ...Option) (*Emulator, error) {
 	e.faults.rnd = rand.New(rand.NewPCG(cfg.seed, 0xfa17))
 	e.nextDue.Store(math.MaxInt64)
 	e.initCollections()
+	e.uam = newUAMStore(cfg.seed)
 	e.seed(cfg.sizes)
 	e.mux = e.routes()
 	return e, nil
@@ -387,15 +398,26 @@ func (e *Emulator) routes() *http.ServeMux {
 	handle("GET "+PathAlerts, func(w http.ResponseWriter, r *http.Request) { serveList(e, w, r, e.alerts) })
 	handle("POST "+PathAlertVerdict, e.handleAlertVerdict)
 	handle("POST "+PathAlertIncident, e.handleAlertIncident)
+	if !e.cfg.uam.Disabled {
+		// UAM takes the API token as ApiToken or Bearer (uam-reference.md §1).
+		m.HandleFunc("POST "+APIPrefix+PathUAMGraphQL, e.authedAs(e.handleGraphQL, AuthScheme, "Bearer"))
+	}
 	return m
 }
 
 // authed wraps a handler with the token check. The token is compared in
 // constant time and never echoed.
-func (e *Emulator) authed(h http.HandlerFunc) http.HandlerFunc {
+func (e *Emulator) authed(h http.HandlerFunc) http.HandlerFunc { return e.authedAs(h, AuthScheme) }
+
+// authedAs is authed accepting any of schemes (case-insensitively).
+func (e *Emulator) authedAs(h http.HandlerFunc, schemes ...string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		scheme, tok, ok := strings.Cut(r.Header.Get(headerAuthorization), " ")
-		if !ok || !strings.EqualFold(scheme, AuthScheme) ||
+		known := false
+		for _, s := range schemes {
+			known = known || strings.EqualFold(scheme, s)
+		}
+		if !ok || !known ||
 			subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), e.token) != 1 {
 			writeJSON(w, http.StatusUnauthorized, authFailedBody)
 			return
@@ -443,6 +465,7 @@ func (e *Emulator) settleLocked(now int64) {
 	}
 	clear(e.late[len(kept):])
 	e.late = kept
+	e.settleUAM(now, &next)
 	e.nextDue.Store(next)
 }
 

@@ -33,11 +33,17 @@ const (
 	// FaultHang never answers: the request blocks until its context ends
 	// (the client gives up or the server closes).
 	FaultHang
+	// FaultGraphQLError answers HTTP 200 with a GraphQL errors body and null
+	// data, as the Unified Alerts endpoint reports a failure behind it;
+	// Fault.Message is the message (default: graphql-java's fetch failure
+	// "All Shards Down" seen under bulk load, uam-reference.md §7.5).
+	FaultGraphQLError
 )
 
 var faultNames = map[FaultKind]string{
 	FaultLatency: "latency", FaultRateLimit: "rate-limit", FaultServerError: "server-error",
 	FaultMalformed: "malformed", FaultTruncated: "truncated", FaultReset: "reset", FaultHang: "hang",
+	FaultGraphQLError: "graphql-error",
 }
 
 // String names the fault kind.
@@ -197,6 +203,12 @@ func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, f Fault) b
 		_ = conn.Close()
 	case FaultHang:
 		<-r.Context().Done()
+	case FaultGraphQLError:
+		msg := f.Message
+		if msg == "" {
+			msg = "Exception while fetching data (/alerts) : All Shards Down"
+		}
+		writeGraphQL(w, http.StatusOK, nil, []gqlErr{{Message: msg, Extensions: map[string]string{"classification": classDataFetching}}})
 	}
 	return true
 }

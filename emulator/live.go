@@ -9,8 +9,9 @@ import (
 // RunLive makes the console evolve until ctx ends, for demos: every interval
 // a few threats may appear, existing ones move along their lifecycle
 // (unresolved → in_progress → resolved, with analyst verdicts and
-// mitigation), and alerts come and get triaged, each change with its
-// activity. It blocks and returns nil when ctx ends; an interval that is not
+// mitigation), alerts come and get triaged, each change with its
+// activity, and Unified Alerts arrive and move from NEW to IN_PROGRESS
+// (with a verdict) to RESOLVED. It blocks and returns nil when ctx ends; an interval that is not
 // positive is ErrInvalid.
 func (e *Emulator) RunLive(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
@@ -65,6 +66,7 @@ func (e *Emulator) liveStep() {
 		}
 		e.threats.t.touch(moved, now)
 		e.liveAlerts(now)
+		e.liveUAM(now)
 	})
 }
 

@@ -91,6 +91,7 @@ func (e *Emulator) seed(s Sizes) {
 	e.seedAlerts(s.Alerts, now)
 	e.seedActivities(s.Activities, now)
 	e.seedRestrictions(s.Restrictions, now)
+	e.seedUAM(s.UAMAlerts, now)
 	e.flushActivities()
 	e.hashes[HashMalicious] = HashInfo{Verdict: VerdictMalicious, Rank: "7"}
 	e.hashes[HashClean] = HashInfo{Verdict: VerdictNonMalicious, Rank: "2"}
@@ -353,5 +354,6 @@ func (e *Emulator) IDs() IDs {
 		Threats:      sortedIDs(e.threats.t),
 		Alerts:       sortedIDs(e.alerts.t),
 		Restrictions: sortedIDs(e.restrictions.t),
+		UAMAlerts:    sortedIDs(e.uam.c.t),
 	}
 }

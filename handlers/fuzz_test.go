@@ -37,10 +37,15 @@ var fuzzSeeds = map[string][]string{
 	ActionActivitiesList:   {`{"activityTypes":[27],"limit":20}`, `{"activityTypes":["27"],"sortOrder":"up"}`, `{"threatIds":["1938475610293847561"],"agentIds":["1559342436290084702"]}`},
 	ActionAlertsList:       {`{"severities":["high","critical"],"incidentStatuses":["unresolved"]}`, `{"ruleName":"line\nbreak"}`},
 	ActionAlertsUpdate:     {`{"alertIds":["1928374650192837465"],"analystVerdict":"true_positive","incidentStatus":"resolved"}`, `{"alertIds":["1928374650192837465"]}`},
-	ActionThreatsMonitor:   {`{"threatId":"1938475610293847561","timeout":"4h","pollInterval":"30s"}`, `{"threatId":"1938475610293847561","timeout":"-1s"}`, `{"threatId":"1938475610293847561","pollInterval":"1ns"}`},
-	ActionMonitorsList:     {`{"limit":50}`, `{"cursor":"1714550400000000000.k3j7q2m5x8zp4wnb6cdf9htv"}`, `{"cursor":"garbage"}`},
-	ActionMonitorsCancel:   {`{"monitorId":"k3j7q2m5x8zp4wnb6cdf9htv"}`, `{"monitorId":"a.b"}`},
-	"ingest.status":        {``, `{}`, `null`},
+	ActionUAMAlertsList: {`{"statuses":["new","in_progress"],"confidenceLevels":["informational"],"limit":500}`, `{"analystVerdicts":["true_positive"]}`,
+		`{"ids":["00000000-0000-7000-8000-00000000a001"],"sortBy":"updatedAt","sortOrder":"asc","detectedAfter":"2026-05-01T08:00:00Z"}`, `{"severities":["unknown"]}`, `{"name":"mimi","assetName":"\u0007"}`},
+	ActionUAMAlertsGet:      {`{"id":"00000000-0000-7000-8000-00000000a001"}`, `{"id":"1928374650192837465"}`, `{}`},
+	ActionUAMAlertsUpdate:   {`{"alertIds":["00000000-0000-7000-8000-00000000a001"],"status":"resolved","analystVerdict":"false_positive_user_error"}`, `{"alertIds":["00000000-0000-7000-8000-00000000a001"],"status":"OPEN"}`},
+	ActionUAMAlertsNotesAdd: {`{"alertIds":["00000000-0000-7000-8000-00000000a001"],"text":"line one\nline two"}`, `{"alertIds":["00000000-0000-7000-8000-00000000a001"],"text":""}`},
+	ActionThreatsMonitor:    {`{"threatId":"1938475610293847561","timeout":"4h","pollInterval":"30s"}`, `{"threatId":"1938475610293847561","timeout":"-1s"}`, `{"threatId":"1938475610293847561","pollInterval":"1ns"}`},
+	ActionMonitorsList:      {`{"limit":50}`, `{"cursor":"1714550400000000000.k3j7q2m5x8zp4wnb6cdf9htv"}`, `{"cursor":"garbage"}`},
+	ActionMonitorsCancel:    {`{"monitorId":"k3j7q2m5x8zp4wnb6cdf9htv"}`, `{"monitorId":"a.b"}`},
+	"ingest.status":         {``, `{}`, `null`},
 }
 
 // fuzzCommon are bodies every action is seeded with.

@@ -7,24 +7,28 @@ import (
 // Action names: the last tokens of the request subject and the middle of
 // the CloudEvents types (DESIGN.md §4).
 const (
-	ActionHashReputation   = "hash.reputation"
-	ActionBlocklistAdd     = "blocklist.add"
-	ActionBlocklistList    = "blocklist.list"
-	ActionBlocklistDelete  = "blocklist.delete"
-	ActionThreatsList      = "threats.list"
-	ActionThreatsUpdate    = "threats.update"
-	ActionGroupsList       = "groups.list"
-	ActionAgentsList       = "agents.list"
-	ActionAgentsConnect    = "agents.connect"
-	ActionAgentsDisconnect = "agents.disconnect"
-	ActionSitesList        = "sites.list"
-	ActionActivitiesList   = "activities.list"
-	ActionAlertsList       = "alerts.list"
-	ActionAlertsUpdate     = "alerts.update"
-	ActionThreatsMonitor   = "threats.monitor"
-	ActionMonitorsList     = "monitors.list"
-	ActionMonitorsCancel   = "monitors.cancel"
-	ActionIngestStatus     = "ingest.status"
+	ActionHashReputation    = "hash.reputation"
+	ActionBlocklistAdd      = "blocklist.add"
+	ActionBlocklistList     = "blocklist.list"
+	ActionBlocklistDelete   = "blocklist.delete"
+	ActionThreatsList       = "threats.list"
+	ActionThreatsUpdate     = "threats.update"
+	ActionGroupsList        = "groups.list"
+	ActionAgentsList        = "agents.list"
+	ActionAgentsConnect     = "agents.connect"
+	ActionAgentsDisconnect  = "agents.disconnect"
+	ActionSitesList         = "sites.list"
+	ActionActivitiesList    = "activities.list"
+	ActionAlertsList        = "alerts.list"
+	ActionAlertsUpdate      = "alerts.update"
+	ActionThreatsMonitor    = "threats.monitor"
+	ActionMonitorsList      = "monitors.list"
+	ActionMonitorsCancel    = "monitors.cancel"
+	ActionIngestStatus      = "ingest.status"
+	ActionUAMAlertsList     = "uam.alerts.list"
+	ActionUAMAlertsGet      = "uam.alerts.get"
+	ActionUAMAlertsUpdate   = "uam.alerts.update"
+	ActionUAMAlertsNotesAdd = "uam.alerts.notes.add"
 )
 
 const (
@@ -79,6 +83,14 @@ func All() []Action {
 			"Ends an active threat monitor with the cancelled outcome.", readOnly, monitorsCancel),
 		Define(ActionIngestStatus, "SentinelOne Threats Daemon",
 			"Ingestion progress of this console: leader, watermark, last poll, lag, events published.", readOnly, ingestStatus),
+		Define(ActionUAMAlertsList, "List Unified Alerts",
+			"Lists Unified Alerts of every source by id, status, verdict, severity, confidence (informational included), name, asset and time.", readOnly, uamAlertsList),
+		Define(ActionUAMAlertsGet, "Get Unified Alert",
+			"Returns one Unified Alert with its indicators and observables.", readOnly, uamAlertsGet),
+		Define(ActionUAMAlertsUpdate, "Update Unified Alerts",
+			"Sets the status and/or analyst verdict of Unified Alerts, with a per-alert outcome.", mutating, uamAlertsUpdate),
+		Define(ActionUAMAlertsNotesAdd, "Add Unified Alert Note",
+			"Adds one note to Unified Alerts, with a per-alert outcome.", mutating, uamAlertsNotesAdd),
 	}
 }
 

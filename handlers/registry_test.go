@@ -13,24 +13,28 @@ func TestRegistry(t *testing.T) {
 		title    string
 		mutating bool
 	}{
-		ActionHashReputation:   {"Hash Reputation", false},
-		ActionBlocklistAdd:     {"Add Blacklist Items", true},
-		ActionBlocklistList:    {"Get Blacklist Items", false},
-		ActionBlocklistDelete:  {"Delete Blacklist Items", true},
-		ActionThreatsList:      {"Get Threats", false},
-		ActionThreatsUpdate:    {"Update Threat", true},
-		ActionGroupsList:       {"List Group IDs", false},
-		ActionAgentsList:       {"List Agents", false},
-		ActionAgentsConnect:    {"Connect to Network", true},
-		ActionAgentsDisconnect: {"Disconnect from Network", true},
-		ActionSitesList:        {"Get Sites", false},
-		ActionActivitiesList:   {"Get Activities", false},
-		ActionAlertsList:       {"Get Alerts", false},
-		ActionAlertsUpdate:     {"Update Alert SentinelOne", true},
-		ActionThreatsMonitor:   {"Monitor Threat Status", false},
-		ActionMonitorsList:     {"List Monitors", false},
-		ActionMonitorsCancel:   {"Cancel Monitor", false},
-		ActionIngestStatus:     {"SentinelOne Threats Daemon", false},
+		ActionHashReputation:    {"Hash Reputation", false},
+		ActionBlocklistAdd:      {"Add Blacklist Items", true},
+		ActionBlocklistList:     {"Get Blacklist Items", false},
+		ActionBlocklistDelete:   {"Delete Blacklist Items", true},
+		ActionThreatsList:       {"Get Threats", false},
+		ActionThreatsUpdate:     {"Update Threat", true},
+		ActionGroupsList:        {"List Group IDs", false},
+		ActionAgentsList:        {"List Agents", false},
+		ActionAgentsConnect:     {"Connect to Network", true},
+		ActionAgentsDisconnect:  {"Disconnect from Network", true},
+		ActionSitesList:         {"Get Sites", false},
+		ActionActivitiesList:    {"Get Activities", false},
+		ActionAlertsList:        {"Get Alerts", false},
+		ActionAlertsUpdate:      {"Update Alert SentinelOne", true},
+		ActionThreatsMonitor:    {"Monitor Threat Status", false},
+		ActionMonitorsList:      {"List Monitors", false},
+		ActionMonitorsCancel:    {"Cancel Monitor", false},
+		ActionIngestStatus:      {"SentinelOne Threats Daemon", false},
+		ActionUAMAlertsList:     {"List Unified Alerts", false},
+		ActionUAMAlertsGet:      {"Get Unified Alert", false},
+		ActionUAMAlertsUpdate:   {"Update Unified Alerts", true},
+		ActionUAMAlertsNotesAdd: {"Add Unified Alert Note", true},
 	}
 	all := All()
 	if len(all) != len(want) {
@@ -104,12 +108,14 @@ func checkTags(t *testing.T, action string, typ reflect.Type) {
 // and SentinelOne is not called; read-only actions still run.
 func TestDryRun(t *testing.T) {
 	requests := map[string]string{
-		ActionBlocklistAdd:     `{"hash":"` + strings.ToUpper(sha1Hex) + `"}`,
-		ActionBlocklistDelete:  `{"ids":["` + id(1) + `"]}`,
-		ActionThreatsUpdate:    `{"threatIds":["` + id(1) + `"],"incidentStatus":"resolved"}`,
-		ActionAlertsUpdate:     `{"alertIds":["` + id(1) + `"],"analystVerdict":"suspicious"}`,
-		ActionAgentsConnect:    `{"agentIds":["` + id(1) + `"]}`,
-		ActionAgentsDisconnect: `{"agentIds":["` + id(1) + `"]}`,
+		ActionBlocklistAdd:      `{"hash":"` + strings.ToUpper(sha1Hex) + `"}`,
+		ActionBlocklistDelete:   `{"ids":["` + id(1) + `"]}`,
+		ActionThreatsUpdate:     `{"threatIds":["` + id(1) + `"],"incidentStatus":"resolved"}`,
+		ActionAlertsUpdate:      `{"alertIds":["` + id(1) + `"],"analystVerdict":"suspicious"}`,
+		ActionAgentsConnect:     `{"agentIds":["` + id(1) + `"]}`,
+		ActionAgentsDisconnect:  `{"agentIds":["` + id(1) + `"]}`,
+		ActionUAMAlertsUpdate:   `{"alertIds":["00000000-0000-7000-8000-00000000a001"],"status":"resolved"}`,
+		ActionUAMAlertsNotesAdd: `{"alertIds":["00000000-0000-7000-8000-00000000a001"],"text":"seen"}`,
 	}
 	c := newConsole(t)
 	env := c.env()

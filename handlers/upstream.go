@@ -44,6 +44,9 @@ func FromUpstream(err error) *Error {
 	if err == nil {
 		return nil
 	}
+	if e := fromUAM(err); e != nil {
+		return e
+	}
 	var (
 		apiErr *sentinelone.APIError
 		reqErr *sentinelone.RequestError

@@ -26,6 +26,10 @@ import (
 // detector and future transports honest.
 type call struct {
 	method, path string // path is the template
+	// readOnly marks a POST that only reads (a GraphQL query): the retry
+	// policy is asked about it as if it were a GET, since repeating it
+	// cannot change anything.
+	readOnly bool
 
 	mu       sync.Mutex
 	attempts int
@@ -34,6 +38,7 @@ type call struct {
 	lastErr  error
 	body     []byte
 	bodyRead bool
+	rqid     string // X-RQID of the final answer
 	// wait is the wait before the next attempt, chosen by retryPolicy
 	// after an answer; waitSet says it is there for waitBefore.
 	wait    time.Duration
@@ -55,16 +60,21 @@ func callFrom(ctx context.Context) *call {
 // 2xx answer it passes the body to decode; a decode failure becomes a
 // *MalformedResponseError.
 func (c *Client) do(ctx context.Context, method, tmpl, path string, q url.Values, in any, decode func([]byte) error) error {
+	return c.doCall(ctx, &call{method: method, path: tmpl}, path, q, in, decode)
+}
+
+// doCall is do for a call the caller has set up (a read-only POST), so that
+// it can read the call's state (the answer's request id) afterwards.
+func (c *Client) doCall(ctx context.Context, cs *call, path string, q url.Values, in any, decode func([]byte) error) error {
 	start := time.Now()
-	cs := &call{method: method, path: tmpl}
 	status, err := c.send(context.WithValue(ctx, callKey{}, cs), cs, path, q, in, decode)
 	cs.mu.Lock()
 	attempts := cs.attempts
 	cs.mu.Unlock()
-	ev := RequestEvent{Method: method, Path: tmpl, Status: status, Attempts: attempts, Duration: time.Since(start), Err: err}
+	ev := RequestEvent{Method: cs.method, Path: cs.path, Status: status, Attempts: attempts, Duration: time.Since(start), Err: err}
 	c.obs.RequestDone(ev)
 	if err != nil {
-		c.log.LogAttrs(ctx, slog.LevelDebug, "sentinelone call failed", slog.String("method", method), slog.String("path", tmpl),
+		c.log.LogAttrs(ctx, slog.LevelDebug, "sentinelone call failed", slog.String("method", cs.method), slog.String("path", cs.path),
 			slog.Int("status", status), slog.Int("attempts", attempts), slog.Duration("duration", ev.Duration), slog.String("error", err.Error()))
 	}
 	return err
@@ -112,6 +122,9 @@ func (c *Client) send(ctx context.Context, cs *call, path string, q url.Values, 
 	}
 	defer resp.Body.Close()
 	rqid := resp.Header.Get(HeaderRequestID)
+	cs.mu.Lock()
+	cs.rqid = rqid
+	cs.mu.Unlock()
 	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
 	if err == nil {
 		// Answers that exhausted the retries (429, 5xx) were not read yet.
@@ -168,7 +181,11 @@ func (cs *call) readBody(resp *http.Response) error {
 // attempt failed for the Retry event.
 func (c *Client) retryPolicy(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	cs := callFrom(ctx)
-	retry, cerr := c.checkRetry(ctx, cs.method, resp, err)
+	method := cs.method
+	if cs.readOnly {
+		method = http.MethodGet
+	}
+	retry, cerr := c.checkRetry(ctx, method, resp, err)
 	if retry && resp != nil {
 		// Choose the wait now. When the next attempt could not start before
 		// the deadline (a 429 whose Retry-After is longer than the time

@@ -47,6 +47,23 @@ var (
 	// or decoded (truncated, not JSON, wrong shape).
 	ErrMalformedResponse = errors.New("sentinelone: malformed response")
 
+	// ErrGraphQL matches a Unified Alerts answer (HTTP 200) that carries
+	// GraphQL errors: a *GraphQLError.
+	ErrGraphQL = errors.New("sentinelone: GraphQL error")
+	// ErrGraphQLInput matches a *GraphQLError caused by a value the caller
+	// chose (a variable SentinelOne refused: an enum value, an alert id that
+	// is not a UUID, a filter field the console does not support, a page
+	// size over its ceiling), as opposed to a failure of the console.
+	ErrGraphQLInput = errors.New("sentinelone: GraphQL refused the input")
+	// ErrUAMUnavailable matches an *APIError with HTTP 404 or 403 on the
+	// Unified Alerts GraphQL path: a console without Unified Alert
+	// Management, or a token without its View permission. Such an error also
+	// matches ErrNotFound or ErrForbidden.
+	ErrUAMUnavailable = errors.New("sentinelone: Unified Alerts not available on this console")
+	// ErrUAMTriggerRefused matches a *UAMTriggerError: SentinelOne refused a
+	// whole alertTriggerActions request (TriggerActionsError).
+	ErrUAMTriggerRefused = errors.New("sentinelone: Unified Alerts refused the actions")
+
 	// ErrInvalidArgument matches a call the client refused to send, e.g. a
 	// mutating action without ids, which SentinelOne would apply to every
 	// object in scope.
@@ -112,10 +129,14 @@ func (e *APIError) Error() string {
 }
 
 // Is reports whether target is the sentinel for e's status (or, for
-// ErrAlreadyExists, for its SentinelOne code).
+// ErrAlreadyExists, for its SentinelOne code; for ErrUAMUnavailable, for a
+// 404 or 403 on the Unified Alerts path).
 func (e *APIError) Is(target error) bool {
-	if target == ErrAlreadyExists {
+	switch target {
+	case ErrAlreadyExists:
 		return e.Code == CodeAlreadyExists
+	case ErrUAMUnavailable:
+		return e.Path == PathUAMGraphQL && (e.StatusCode == http.StatusNotFound || e.StatusCode == http.StatusForbidden)
 	}
 	return target != nil && target == statusSentinel(e.StatusCode)
 }

@@ -16,7 +16,8 @@ import (
 
 // CheckRetry decides whether a failed attempt is tried again, in the manner
 // of retryablehttp.CheckRetry plus the request method, which decides whether
-// a retry is safe. resp is nil when err reports a failure without an answer;
+// a retry is safe. A POST that only reads (a Unified Alerts GraphQL query) is
+// passed as GET: repeating it is as safe as repeating a GET. resp is nil when err reports a failure without an answer;
 // both are set when the answer's body could not be read. A non-nil error
 // ends the call with that error. It is called on the calling goroutine and
 // must be safe for concurrent use by many calls.
