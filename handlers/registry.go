@@ -21,6 +21,16 @@ const (
 	ActionActivitiesList   = "activities.list"
 	ActionAlertsList       = "alerts.list"
 	ActionAlertsUpdate     = "alerts.update"
+
+	// Response actions (DESIGN.md §11).
+	ActionThreatsMitigate  = "threats.mitigate"
+	ActionThreatsNotesAdd  = "threats.notes.add"
+	ActionThreatsNotesList = "threats.notes.list"
+	ActionThreatsTimeline  = "threats.timeline"
+	ActionThreatsFetchFile = "threats.fetch_file"
+	ActionAgentsScanStart  = "agents.scan.start"
+	ActionAgentsScanAbort  = "agents.scan.abort"
+	ActionAgentsCount      = "agents.count"
 )
 
 const (
@@ -29,7 +39,7 @@ const (
 )
 
 // All returns the table of the actions this package implements, in the
-// order of DESIGN.md §4. Each call builds a new slice, which the caller may
+// order of DESIGN.md §4 then §11. Each call builds a new slice, which the caller may
 // change. The actions that need the connector's runtime state
 // (threats.monitor, monitors.list, monitors.cancel, ingest.status) are not
 // here: the connector adds them.
@@ -63,6 +73,22 @@ func All() []Action {
 			"Sets the analyst verdict and/or incident status of alerts.", mutating, alertsUpdate),
 		Define(ActionThreatsUpdate, "Update Threat",
 			"Sets the incident status and/or analyst verdict of threats in one call.", mutating, threatsUpdate),
+		Define(ActionThreatsMitigate, "Mitigate threat",
+			"Kills, quarantines, remediates, rolls back or unquarantines threats; the agents act later.", mutating, threatsMitigate),
+		Define(ActionThreatsNotesAdd, "Add threat note",
+			"Adds one note to each of the threats.", mutating, threatsNotesAdd),
+		Define(ActionThreatsNotesList, "List threat notes",
+			"Lists the notes of a threat, oldest first.", readOnly, threatsNotesList),
+		Define(ActionThreatsTimeline, "Threat timeline",
+			"Lists the timeline of a threat by activity type, newest first by default.", readOnly, threatsTimeline),
+		Define(ActionThreatsFetchFile, "Fetch threat file",
+			"Asks the agents to upload each threat's file in a ZIP archive encrypted with the given password.", mutating, threatsFetchFile),
+		Define(ActionAgentsScanStart, "Start a full disk scan",
+			"Starts a full disk scan on agents.", mutating, agentsScanStart),
+		Define(ActionAgentsScanAbort, "Abort a full disk scan",
+			"Stops the full disk scan of agents.", mutating, agentsScanAbort),
+		Define(ActionAgentsCount, "Count agents",
+			"Counts the agents matching the filters of agents.list.", readOnly, agentsCount),
 	}
 }
 
