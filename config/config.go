@@ -176,6 +176,11 @@ type (
 		// Deny lists action names (e.g. agents.disconnect) this console
 		// refuses with a 403.
 		Deny []string `koanf:"deny"`
+		// MaxTargets bounds how many ids (agents, threats, alerts) one
+		// request of a mutating action may name, 1 to MaxTargetsMax: more
+		// is refused with a 400 before SentinelOne is called (DESIGN.md
+		// §11), so that no single request acts on more hosts than this.
+		MaxTargets int `koanf:"max_targets"`
 	}
 
 	// Ingest configures the threat poller of one console.
@@ -287,7 +292,7 @@ func DefaultConsole() Console {
 		Timeout:   30 * time.Second,
 		Retry:     Retry{Max: 4, WaitMin: 500 * time.Millisecond, WaitMax: 30 * time.Second},
 		RateLimit: RateLimit{PerSecond: 10, Burst: 20},
-		Actions:   Actions{Deny: []string{}},
+		Actions:   Actions{Deny: []string{}, MaxTargets: DefaultMaxTargets},
 		Ingest: Ingest{
 			Enabled:    true,
 			Interval:   30 * time.Second,

@@ -519,3 +519,28 @@ log: {level: loud}
 		t.Errorf("problems for %q, want %q:\n%v", keys, want, err)
 	}
 }
+
+// TestMaxTargets: consoles.<name>.actions.max_targets defaults to 100 for a
+// console the file names without it, is set from the file or the
+// environment, and a value out of 1..5000 is refused naming the key.
+func TestMaxTargets(t *testing.T) {
+	if c := mustLoad(t, minimal); c.Consoles["main"].Actions.MaxTargets != DefaultMaxTargets {
+		t.Errorf("default %d, want %d", c.Consoles["main"].Actions.MaxTargets, DefaultMaxTargets)
+	}
+	file := minimal + "    actions: {max_targets: 2500}\n"
+	if c := mustLoad(t, file); c.Consoles["main"].Actions.MaxTargets != 2500 {
+		t.Errorf("from the file: %d", c.Consoles["main"].Actions.MaxTargets)
+	}
+	if c := mustLoad(t, file, "S1BRIDGE_CONSOLES__MAIN__ACTIONS__MAX_TARGETS=7"); c.Consoles["main"].Actions.MaxTargets != 7 {
+		t.Errorf("from the environment: %d", c.Consoles["main"].Actions.MaxTargets)
+	}
+	for _, bad := range []string{"0", "5001", "-3"} {
+		_, err := load(t, minimal+"    actions: {max_targets: "+bad+"}\n")
+		if err == nil || !strings.Contains(err.Error(), "consoles.main.actions.max_targets: "+bad+" is out of range 1 to 5000") {
+			t.Errorf("max_targets %s: %v", bad, err)
+		}
+	}
+	if _, err := load(t, minimal+"    actions: {max_targets: many}\n"); err == nil || !strings.Contains(err.Error(), "consoles.main.actions.max_targets") {
+		t.Errorf("max_targets many: %v", err)
+	}
+}

@@ -20,7 +20,11 @@ const (
 	RetryMaxMax     = 20          // consoles.*.retry.max is 0 to RetryMaxMax
 	ReplicasMax     = 5           // streams.*.replicas is 1 to ReplicasMax (JetStream's limit)
 	MinPollInterval = time.Second // consoles.*.monitor.poll_interval is at least MinPollInterval
+	MaxTargetsMax   = 5000        // consoles.*.actions.max_targets is 1 to MaxTargetsMax (SentinelOne's largest ids filter)
 )
+
+// DefaultMaxTargets is the default of consoles.*.actions.max_targets.
+const DefaultMaxTargets = 100
 
 // actionNameRE is the syntax of an action name: dotted lower-case words, such
 // as agents.disconnect.
@@ -168,6 +172,7 @@ func (c *Console) validate(p *problems, key string) {
 			p.add(fmt.Sprintf("%s.actions.deny[%d]", key, i), fmt.Errorf("%q is not an action name (dotted lower-case words, e.g. agents.disconnect)", a))
 		}
 	}
+	intRange(p, key+".actions.max_targets", c.Actions.MaxTargets, 1, MaxTargetsMax)
 	positive(p, key+".ingest.interval", c.Ingest.Interval)
 	positive(p, key+".ingest.first_fetch", c.Ingest.FirstFetch)
 	intRange(p, key+".ingest.page_size", c.Ingest.PageSize, 1, PageSizeMax)

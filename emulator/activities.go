@@ -10,6 +10,7 @@ type activity struct {
 	uuid             string
 	typ              int
 	primary          string
+	secondary        string
 	agent            *agent
 	threat           *threat
 	alertID, ruleID  string
@@ -21,16 +22,17 @@ type activity struct {
 
 // activitySpec is what a new activity is made from.
 type activitySpec struct {
-	typ     int
-	at      int64
-	agent   *agent
-	threat  *threat
-	alertID string
-	ruleID  string
-	site    *site
-	hash    string
-	primary string
-	data    map[string]any
+	typ       int
+	at        int64
+	agent     *agent
+	threat    *threat
+	alertID   string
+	ruleID    string
+	site      *site
+	hash      string
+	primary   string
+	secondary string
+	data      map[string]any
 }
 
 type activityJSON struct {
@@ -97,7 +99,7 @@ func (a *activity) json(acc account) []byte {
 	j := activityJSON{
 		AccountID: acc.idStr, AccountName: acc.name, ActivityType: a.typ, ActivityUUID: a.uuid,
 		AgentID: nullable(a.agentID()), CreatedAt: formatTime(a.created), Data: a.data, Hash: nullable(a.hash),
-		ID: a.idStr, PrimaryDescription: a.primary, ThreatID: nullable(a.threatID()),
+		ID: a.idStr, PrimaryDescription: a.primary, SecondaryDescription: nullable(a.secondary), ThreatID: nullable(a.threatID()),
 		UpdatedAt: formatTime(a.updated), UserID: nullable(a.userID),
 	}
 	if s := a.siteOf(); s != nil {
@@ -129,7 +131,7 @@ func (e *Emulator) newActivity(s activitySpec) *activity {
 	id := e.ids.next(e.rnd)
 	a := &activity{
 		row:  row{id: id, idStr: formatID(id), created: s.at, updated: s.at},
-		uuid: e.uuid(), typ: s.typ, primary: s.primary, agent: s.agent, threat: s.threat,
+		uuid: e.uuid(), typ: s.typ, primary: s.primary, secondary: s.secondary, agent: s.agent, threat: s.threat,
 		alertID: s.alertID, ruleID: s.ruleID, site: s.site, hash: s.hash, userID: emulatorUserID, username: emulatorUser,
 	}
 	data := map[string]any{

@@ -49,28 +49,65 @@ func (e *Emulator) agentAction(w http.ResponseWriter, r *http.Request, target st
 	writeData(w, affected{Affected: n})
 }
 
-// moveAgent starts a network transition; the caller holds mu.
+// moveAgent logs the user's request (61 or 62) and sends the agent the
+// command; the caller holds mu. An agent already in target state with no
+// command under way has nothing to do: only the request is logged. A newer
+// command supersedes one still queued, which is then never answered.
 func (e *Emulator) moveAgent(a *agent, target string, now int64) {
-	if a.networkStatus == target && a.pendingStatus == "" {
+	typ, verb := actUserReconnect, "reconnect"
+	if target == netDisconnected {
+		typ, verb = actUserDisconnect, "disconnect"
+	}
+	e.addActivity(activitySpec{
+		typ: typ, at: now, agent: a,
+		primary: fmt.Sprintf("The management user %s issued a %s command to the agent %s.", emulatorUser, verb, a.computerName),
+		data:    map[string]any{"computerName": a.computerName},
+	})
+	queued := e.pendingOf(a, cmdNetwork)
+	if a.networkStatus == target && len(queued) == 0 {
 		return
 	}
-	if e.cfg.transition <= 0 {
-		a.pendingStatus = ""
-		e.finishMove(a, target, now)
+	for _, c := range queued {
+		c.done = true
+	}
+	c := e.schedule(&command{kind: cmdNetwork, agent: a, target: target}, now)
+	if a.isActive && c.due <= now {
+		c.done = true
+		e.answer(c, now)
 		return
 	}
+	// The agent has not reported yet: the console shows the transition.
 	a.networkStatus = netConnecting
 	if target == netDisconnected {
 		a.networkStatus = netDisconnecting
 	}
-	if a.pendingStatus == "" {
-		e.moving = append(e.moving, a)
-	}
-	a.pendingStatus = target
-	a.pendingAt = now + int64(e.cfg.transition)/1000*1000
 	e.agents.t.touch([]*agent{a}, now)
 	a.changed()
-	e.due(a.pendingAt)
+}
+
+// answerNetwork is the agent's report on a network command: the final state
+// and the activity the console logs then, or the failure; the caller holds mu.
+func (e *Emulator) answerNetwork(c *command, o Outcome, at int64) {
+	a := c.agent
+	if o != OutcomeSuccess {
+		// A failed isolation leaves the agent connected; a failed
+		// reconnection leaves it isolated.
+		a.networkStatus = netConnected
+		if c.target == netConnected {
+			a.networkStatus = netDisconnected
+		}
+		e.agents.t.touch([]*agent{a}, at)
+		a.changed()
+		if c.target == netDisconnected {
+			e.addActivity(activitySpec{
+				typ: actAgentIsolateFailed, at: at, agent: a,
+				primary: fmt.Sprintf("Agent %s was unable to disconnect from network.", a.computerName),
+				data:    map[string]any{"computerName": a.computerName},
+			})
+		}
+		return
+	}
+	e.finishMove(a, c.target, at)
 }
 
 // finishMove puts an agent in its final network state and logs the activity
@@ -90,26 +127,6 @@ func (e *Emulator) finishMove(a *agent, target string, at int64) {
 	})
 }
 
-// settleAgents completes due transitions and returns the agents still
-// moving; the caller holds mu.
-func (e *Emulator) settleAgents(now int64, next *int64) []*agent {
-	kept := e.moving[:0]
-	for _, a := range e.moving {
-		if a.pendingStatus == "" {
-			continue
-		}
-		if a.pendingAt <= now {
-			target := a.pendingStatus
-			a.pendingStatus = ""
-			e.finishMove(a, target, a.pendingAt)
-			continue
-		}
-		*next = min(*next, a.pendingAt)
-		kept = append(kept, a)
-	}
-	return kept
-}
-
 // Agent returns an agent's network status.
 func (e *Emulator) Agent(id string) (AgentState, bool) {
 	e.settle()
@@ -119,7 +136,7 @@ func (e *Emulator) Agent(id string) (AgentState, bool) {
 	if !ok {
 		return AgentState{}, false
 	}
-	return AgentState{ID: a.idStr, ComputerName: a.computerName, NetworkStatus: a.networkStatus, IsActive: a.isActive}, true
+	return AgentState{ID: a.idStr, ComputerName: a.computerName, NetworkStatus: a.networkStatus, IsActive: a.isActive, ScanStatus: a.scanStatus}, true
 }
 
 // lookup finds a row by its decimal id.

@@ -13,8 +13,17 @@ const (
 	netDisconnecting = "disconnecting"
 )
 
+// Full disk scan statuses of an agent.
+const (
+	scanNone     = "none"
+	scanStarted  = "started"
+	scanAborted  = "aborted"
+	scanFinished = "finished"
+)
+
 var (
 	networkStatuses = []string{netConnected, netDisconnected, netConnecting, netDisconnecting}
+	scanStatuses    = []string{scanStarted, scanNone, scanFinished, scanAborted}
 	osTypes         = []string{"windows", "windows_legacy", "macos", "linux"}
 	machineTypes    = []string{"unknown", "desktop", "laptop", "server", "kubernetes node", "storage",
 		"kubernetes pod", "ecs task", "kubernetes helper"}
@@ -41,13 +50,13 @@ type agent struct {
 	isUpToDate                         bool
 	activeThreats                      int
 	networkStatus                      string
-	pendingStatus                      string // the status a transition ends in
-	pendingAt                          int64
 	externalIP                         string
 	ifaces                             []netIface
 	lastActiveDate, registeredAt       int64
 	osStartTime                        int64
 	scanStartedAt, scanFinishedAt      int64
+	scanAbortedAt                      int64
+	scanStatus                         string // none, started, aborted, finished
 	lastLoggedInUserName               string
 	mitigationMode                     string
 	rebootRequired                     bool
@@ -199,8 +208,8 @@ func (a *agent) json() []byte {
 		NetworkStatus:     a.networkStatus, OperationalState: "na", OSArch: a.osArch, OSName: a.osName,
 		OSRevision: a.osRevision, OSStartTime: formatTime(a.osStartTime), OSType: a.osType,
 		RangerStatus: "NotApplicable", RegisteredAt: formatTime(a.registeredAt), RemoteProfiling: "disabled",
-		ScanFinishedAt: nullTime(a.scanFinishedAt), ScanStartedAt: nullTime(a.scanStartedAt),
-		ScanStatus: "finished", SiteID: a.site.idStr, SiteName: a.site.name,
+		ScanAbortedAt: nullTime(a.scanAbortedAt), ScanFinishedAt: nullTime(a.scanFinishedAt), ScanStartedAt: nullTime(a.scanStartedAt),
+		ScanStatus: a.scanStatus, SiteID: a.site.idStr, SiteName: a.site.name,
 		ThreatRebootRequired: a.rebootRequired, TotalMemory: a.totalMemory, UpdatedAt: formatTime(a.updated),
 		UserActionsNeeded: a.userActions(), UUID: a.uuid,
 	})
@@ -256,8 +265,8 @@ func (a *agent) realtime() []byte {
 		AgentOSName: a.osName, AgentOSRevision: a.osRevision, AgentOSType: a.osType, AgentUUID: a.uuid,
 		AgentVersion: a.agentVersion, GroupID: a.group.idStr, GroupName: a.group.name,
 		NetworkInterfaces: a.ifaces, OperationalState: "na", RebootRequired: a.rebootRequired,
-		ScanFinishedAt: nullTime(a.scanFinishedAt), ScanStartedAt: nullTime(a.scanStartedAt),
-		ScanStatus: "finished", SiteID: a.site.idStr, SiteName: a.site.name, UserActionsNeeded: a.userActions(),
+		ScanAbortedAt: nullTime(a.scanAbortedAt), ScanFinishedAt: nullTime(a.scanFinishedAt), ScanStartedAt: nullTime(a.scanStartedAt),
+		ScanStatus: a.scanStatus, SiteID: a.site.idStr, SiteName: a.site.name, UserActionsNeeded: a.userActions(),
 	})
 	a.rt.Store(&b)
 	return b
@@ -330,8 +339,8 @@ func agentCollection() *collection[*agent] {
 			"machineTypes":          pIn(func(a A) string { return a.machineType }, machineTypes...),
 			"agentVersions":         pIn(func(a A) string { return a.agentVersion }),
 			"domains":               pIn(func(a A) string { return a.domain }),
-			"scanStatuses":          pIn(func(A) string { return "finished" }, "started", "none", "finished", "aborted"),
-			"scanStatus":            pEnumEq(func(A) string { return "finished" }, "started", "none", "finished", "aborted"),
+			"scanStatuses":          pIn(func(a A) string { return a.scanStatus }, scanStatuses...),
+			"scanStatus":            pEnumEq(func(a A) string { return a.scanStatus }, scanStatuses...),
 			"mitigationMode":        pEnumEq(func(a A) string { return a.mitigationMode }, "detect", "protect"),
 			"operationalStates":     pIn(func(A) string { return "na" }),
 			"installerTypes":        pIn(func(a A) string { return installerType(a.osType) }),

@@ -338,6 +338,34 @@ const (
 	actAccountCreated  = 5040
 )
 
+// Activity types of the response actions, with the console's numbers and
+// names (response-actions.md §11): the user's request, logged when the
+// console accepts the call, and the agent's report, logged when it answers.
+const (
+	actUserDisconnect     = 61   // User Disconnected Agent From Network
+	actUserReconnect      = 62   // User Reconnected Agent to Network
+	actScanInitiated      = 71   // Scan Initiated (by a user)
+	actScanAbortedByUser  = 72   // Scan Aborted (by a user)
+	actFetchThreatFile    = 85   // User Requested Fetch Threat File
+	actThreatFileUploaded = 86   // Agent Uploaded Threat File
+	actAgentScanStarted   = 90   // Agent Started Full Disk Scan
+	actAgentScanAborted   = 91   // Agent Aborted Full Disk Scan
+	actAgentScanCompleted = 92   // Agent Completed Full Disk Scan
+	actAgentIsolateFailed = 2010 // Agent Mitigation Report Quarantine Network Failed
+	actThreatNoteAdded    = 4020 // New Threat Note Added
+)
+
+// mitigationActivities are the activity types of each mitigation, by the
+// report action name: the user's command, and the agent's success, failure
+// and pending-reboot reports. Macro actions have none documented.
+var mitigationActivities = map[string]struct{ requested, succeeded, failed, pendingReboot int }{
+	"kill":         {2011, 2001, 2006, 2031},
+	"remediate":    {2012, 2002, 2007, 2032},
+	"rollback":     {2013, 2003, 2008, 2033},
+	"quarantine":   {2014, 2004, 2009, 2034},
+	"unquarantine": {2015, 2026, 2027, 2035},
+}
+
 var activityTypes = []activityType{
 	{"New Malicious Threat Not Mitigated", "Threat {{ threat_name }} was detected on {{ computer_name }}.", actThreatMalicious},
 	{"User Logged In", "The management user {{ username }} logged in to the management console.", actUserLogin},
@@ -351,6 +379,37 @@ var activityTypes = []activityType{
 	{"Alert Analyst Verdict Changed", "The management user {{ username }} changed the analyst verdict of alert {{ alert_id }} to {{ analyst_verdict }}.", actAlertVerdict},
 	{"Alert Incident Status Changed", "The management user {{ username }} changed the incident status of alert {{ alert_id }} to {{ incident_status }}.", actAlertStatus},
 	{"Account Created", "The management user {{ username }} created {{ account_name }} account.", actAccountCreated},
+	{"User Disconnected Agent From Network", "The management user {{ username }} issued a disconnect command to the agent {{ computer_name }}.", actUserDisconnect},
+	{"User Reconnected Agent to Network", "The management user {{ username }} issued a reconnect command to the agent {{ computer_name }}.", actUserReconnect},
+	{"Scan Initiated", "The management user {{ username }} initiated a full disk scan on {{ computer_name }}.", actScanInitiated},
+	{"Scan Aborted", "The management user {{ username }} aborted the full disk scan on {{ computer_name }}.", actScanAbortedByUser},
+	{"User Requested Fetch Threat File", "The management user {{ username }} requested the file of threat {{ threat_name }} from {{ computer_name }}.", actFetchThreatFile},
+	{"Agent Uploaded Threat File", "Agent {{ computer_name }} uploaded the file of threat {{ threat_name }}.", actThreatFileUploaded},
+	{"Agent Started Full Disk Scan", "Agent {{ computer_name }} started a full disk scan.", actAgentScanStarted},
+	{"Agent Aborted Full Disk Scan", "Agent {{ computer_name }} aborted a full disk scan.", actAgentScanAborted},
+	{"Agent Completed Full Disk Scan", "Agent {{ computer_name }} completed a full disk scan.", actAgentScanCompleted},
+	{"Agent Mitigation Report Quarantine Network Failed", "Agent {{ computer_name }} was unable to disconnect from network.", actAgentIsolateFailed},
+	{"New Threat Note Added", "The management user {{ username }} added a note to threat {{ threat_name }}.", actThreatNoteAdded},
+	{"Threat Mitigation Report Kill Success", "The agent {{ computer_name }} successfully killed the threat: {{ threat_name }}.", 2001},
+	{"Threat Mitigation Report Remediate Success", "The agent {{ computer_name }} successfully remediated the threat: {{ threat_name }}.", 2002},
+	{"Threat Mitigation Report Rollback Success", "The agent {{ computer_name }} successfully rolled back the threat: {{ threat_name }}.", 2003},
+	{"Threat Mitigation Report Quarantine Success", "The agent {{ computer_name }} successfully quarantined the threat: {{ threat_name }}.", 2004},
+	{"Threat Mitigation Report Kill Failed", "The agent {{ computer_name }} failed to kill the threat: {{ threat_name }}.", 2006},
+	{"Threat Mitigation Report Remediate Failed", "The agent {{ computer_name }} failed to remediate the threat: {{ threat_name }}.", 2007},
+	{"Threat Mitigation Report Rollback Failed", "The agent {{ computer_name }} failed to roll back the threat: {{ threat_name }}.", 2008},
+	{"Threat Mitigation Report Quarantine Failed", "The agent {{ computer_name }} failed to quarantine the threat: {{ threat_name }}.", 2009},
+	{"User Issued Kill Command", "The management user {{ username }} issued a kill command to the threat {{ threat_name }}.", 2011},
+	{"User Issued Remediate Command", "The management user {{ username }} issued a remediate command to the threat {{ threat_name }}.", 2012},
+	{"User Issued Rollback Command", "The management user {{ username }} issued a rollback command to the threat {{ threat_name }}.", 2013},
+	{"User Issued Quarantine Command", "The management user {{ username }} issued a quarantine command to the threat {{ threat_name }}.", 2014},
+	{"User Issued Unquarantine Command", "The management user {{ username }} issued an unquarantine command to the threat {{ threat_name }}.", 2015},
+	{"Threat Mitigation Report Unquarantine Success", "The agent {{ computer_name }} successfully unquarantined the threat: {{ threat_name }}.", 2026},
+	{"Threat Mitigation Report Unquarantine Failed", "The agent {{ computer_name }} failed to unquarantine the threat: {{ threat_name }}.", 2027},
+	{"Threat Mitigation Report Kill Pending Reboot", "Killing the threat {{ threat_name }} on {{ computer_name }} waits for a reboot.", 2031},
+	{"Threat Mitigation Report Remediate Pending Reboot", "Remediating the threat {{ threat_name }} on {{ computer_name }} waits for a reboot.", 2032},
+	{"Threat Mitigation Report Rollback Pending Reboot", "Rolling back the threat {{ threat_name }} on {{ computer_name }} waits for a reboot.", 2033},
+	{"Threat Mitigation Report Quarantine Pending Reboot", "Quarantining the threat {{ threat_name }} on {{ computer_name }} waits for a reboot.", 2034},
+	{"Threat Mitigation Report Unquarantine Pending Reboot", "Unquarantining the threat {{ threat_name }} on {{ computer_name }} waits for a reboot.", 2035},
 }
 
 func (e *Emulator) handleActivityTypes(w http.ResponseWriter, _ *http.Request) {

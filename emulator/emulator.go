@@ -18,6 +18,13 @@
 // and inspect it with IDs, Threat, Agent, Requests and RequestCount. RunLive
 // keeps a demo console moving.
 //
+// Response actions (mitigation, notes, timeline, fetch-file, scans, network
+// isolation) follow response-actions.md: the console logs the user's request
+// at once and the agent answers after WithActionDelay, unless it is offline
+// (SetAgentActive) or told otherwise (SetOutcome); see commands.go.
+// POST /users/api-token-details reports the token's dates (WithTokenExpiry,
+// WithoutTokenDetails).
+//
 // What the console does and the emulator copies: every list is a cursor
 // page {"data":[...],"pagination":{"nextCursor","totalItems"}} (sites put
 // {"allSites","sites"} in data), limit 1..1000 (default 10), cursors resume
@@ -77,10 +84,14 @@ type (
 		restrictions *collection[*restriction]
 		uam          *uamStore
 		uamDocs      docCache // validated GraphQL documents
+		notes        *collection[*note]
+		timeline     *collection[*activity] // a view of activities: see notes.go
 		hashes       map[string]HashInfo
 		newActs      []*activity // recorded, not yet inserted: see addActivity
 		late         []*threat   // threats hidden by late indexing
-		moving       []*agent    // agents in a network-status transition
+		commands     []*command  // agent commands not answered yet: see commands.go
+		cmdSeq       uint64
+		outcomes     map[string]Outcome // by threat or agent id: see SetOutcome
 		// nextDue is the earliest time (unix ns) at which a hidden threat
 		// appears or an agent transition completes; math.MaxInt64 when none.
 		// Requests read it without the lock to skip settling in the common case.
@@ -143,12 +154,13 @@ type (
 		UpdatedAt        time.Time
 	}
 
-	// AgentState is an agent's network status as a test sees it.
+	// AgentState is an agent's network and scan status as a test sees it.
 	AgentState struct {
 		ID            string
 		ComputerName  string
 		NetworkStatus string
 		IsActive      bool
+		ScanStatus    string // none, started, aborted, finished
 	}
 
 	// IDs lists the ids of the seeded and added objects, in id order.
@@ -211,11 +223,27 @@ type config struct {
 	seed              uint64
 	sizes             Sizes
 	clock             func() time.Time
-	transition        time.Duration
+	transition        time.Duration // the action delay: see WithActionDelay
+	scanDuration      time.Duration
 	requestLogLimit   int
 	noVerdictEndpoint bool
 	uam               UAMSettings
+	noTokenDetails    bool
+	tokenCreated      int64 // unix ns; set in New unless WithTokenExpiry
+	tokenExpires      int64
 }
+
+// Defaults of the response-action options.
+const (
+	// DefaultScanDuration is how long a full disk scan runs unless
+	// WithScanDuration says otherwise.
+	DefaultScanDuration = 5 * time.Minute
+	// DefaultTokenLifetime and DefaultTokenAge give the token's expiry
+	// unless WithTokenExpiry says otherwise: created 30 days before New,
+	// valid 180 days (a six-month console-user token), so 150 days left.
+	DefaultTokenLifetime = 180 * 24 * time.Hour
+	DefaultTokenAge      = 30 * 24 * time.Hour
+)
 
 // DefaultSizes is the seeded console New builds unless WithSizes says
 // otherwise: three sites, six groups, 24 agents, 240 threats, 60 alerts,
@@ -285,15 +313,59 @@ func WithClock(now func() time.Time) Option {
 
 // WithTransitionDelay sets how long an agent stays connecting or
 // disconnecting after a connect or disconnect action (default 0: the final
-// state at once). It is measured on the emulator's clock.
-func WithTransitionDelay(d time.Duration) Option {
+// state at once). It is measured on the emulator's clock. It is
+// WithActionDelay under its older name: the delay is that of every
+// response action.
+func WithTransitionDelay(d time.Duration) Option { return WithActionDelay(d) }
+
+// WithActionDelay sets how long after the console accepts a response action
+// (connect, disconnect, mitigate, scan start and abort, fetch-file) an
+// active agent answers it, with its confirmation or failure activity and
+// state change (default 0: at once, in the same request). The user's
+// request activity is always logged at once. It is measured on the
+// emulator's clock. See SetOutcome and SetAgentActive.
+func WithActionDelay(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {
-			return fmt.Errorf("%w: negative transition delay", ErrInvalid)
+			return fmt.Errorf("%w: negative action delay", ErrInvalid)
 		}
 		c.transition = d
 		return nil
 	}
+}
+
+// WithScanDuration sets how long a full disk scan runs, from the agent's
+// start report (90) to its completion (92) (default DefaultScanDuration).
+func WithScanDuration(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("%w: negative scan duration", ErrInvalid)
+		}
+		c.scanDuration = d
+		return nil
+	}
+}
+
+// WithTokenExpiry sets when the API token was created and when it expires,
+// as POST /users/api-token-details reports them (default: created
+// DefaultTokenAge before New, expiring DefaultTokenLifetime later). Once
+// expiresAt has passed on the emulator's clock every other route answers
+// 401, as the console does for an expired token.
+func WithTokenExpiry(createdAt, expiresAt time.Time) Option {
+	return func(c *config) error {
+		if createdAt.IsZero() || expiresAt.IsZero() || expiresAt.Before(createdAt) {
+			return fmt.Errorf("%w: token expiry must be set and after its creation", ErrInvalid)
+		}
+		c.tokenCreated, c.tokenExpires = micros(createdAt), micros(expiresAt)
+		return nil
+	}
+}
+
+// WithoutTokenDetails models an older console without
+// POST /users/api-token-details: the route answers the router's plain
+// "404 page not found", so a client cannot learn the token's expiry.
+func WithoutTokenDetails() Option {
+	return func(c *config) error { c.noTokenDetails = true; return nil }
 }
 
 // WithRequestLog sets how many recent requests Requests keeps (default
@@ -318,11 +390,15 @@ func WithoutVerdictEndpoint() Option {
 // New builds an emulator and seeds it. Generating 100,000 threats takes a
 // fraction of a second.
 func New(opts ...Option) (*Emulator, error) {
-	cfg := config{token: DefaultToken, seed: 1, sizes: DefaultSizes(), clock: time.Now, requestLogLimit: 10000, uam: DefaultUAMSettings()}
+	cfg := config{token: DefaultToken, seed: 1, sizes: DefaultSizes(), clock: time.Now, requestLogLimit: 10000, uam: DefaultUAMSettings(), scanDuration: DefaultScanDuration}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.tokenExpires == 0 {
+		cfg.tokenCreated = micros(cfg.clock().Add(-DefaultTokenAge))
+		cfg.tokenExpires = cfg.tokenCreated + int64(DefaultTokenLifetime)
 	}
 	e := &Emulator{
 		cfg:      cfg,
@@ -330,6 +406,7 @@ func New(opts ...Option) (*Emulator, error) {
 		rnd:      rand.New(rand.NewPCG(cfg.seed, 0x51_b71d6e)),
 		liveRand: rand.New(rand.NewPCG(cfg.seed, 0x11fe)),
 		hashes:   make(map[string]HashInfo),
+		outcomes: make(map[string]Outcome),
 	}
 	e.reqLog.init(cfg.requestLogLimit)
 	e.faults.rnd = rand.New(rand.NewPCG(cfg.seed, 0xfa17))
@@ -362,7 +439,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = b
 		r.Body = io.NopCloser(bytes.NewReader(b))
 	}
-	e.reqLog.add(r, body, e.cfg.clock())
+	e.reqLog.add(r, e.redactToken(body), e.cfg.clock())
 	if f, ok := e.faults.pick(r); ok {
 		if e.applyFault(w, r, f) {
 			return
@@ -402,6 +479,7 @@ func (e *Emulator) routes() *http.ServeMux {
 		// UAM takes the API token as ApiToken or Bearer (uam-reference.md §1).
 		m.HandleFunc("POST "+APIPrefix+PathUAMGraphQL, e.authedAs(e.handleGraphQL, AuthScheme, "Bearer"))
 	}
+	e.responseRoutes(m, handle)
 	return m
 }
 
@@ -418,7 +496,7 @@ func (e *Emulator) authedAs(h http.HandlerFunc, schemes ...string) http.HandlerF
 			known = known || strings.EqualFold(scheme, s)
 		}
 		if !ok || !known ||
-			subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), e.token) != 1 {
+			subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), e.token) != 1 || e.tokenExpired() {
 			writeJSON(w, http.StatusUnauthorized, authFailedBody)
 			return
 		}
@@ -452,7 +530,7 @@ func (e *Emulator) settle() {
 // settleLocked does settle's work; the caller holds mu.
 func (e *Emulator) settleLocked(now int64) {
 	next := int64(math.MaxInt64)
-	e.moving = e.settleAgents(now, &next)
+	e.settleCommands(now, &next)
 	kept := e.late[:0]
 	for _, t := range e.late {
 		if t.hiddenUntil <= now {

@@ -222,11 +222,16 @@ func (c *collection[R]) appendListBody(b []byte, q *listQuery[R], p page[R]) []b
 
 // serveList answers a standard list request.
 func serveList[R record](e *Emulator, w http.ResponseWriter, r *http.Request, c *collection[R]) {
+	serveListOf(e, w, r.URL.Query(), c)
+}
+
+// serveListOf answers a list request whose query is vals.
+func serveListOf[R record](e *Emulator, w http.ResponseWriter, vals url.Values, c *collection[R]) {
 	buf := getBuf()
 	defer putBuf(buf)
 	e.settle()
 	e.mu.RLock()
-	q, err := c.parseList(r.URL.Query(), e.now())
+	q, err := c.parseList(vals, e.now())
 	if err == nil {
 		*buf = c.appendListBody(*buf, q, c.t.query(q))
 	}

@@ -57,6 +57,8 @@ func (e *Emulator) initCollections() {
 	e.alerts = alertCollection()
 	e.activities = activityCollection(e)
 	e.restrictions = restrictionCollection()
+	e.notes = noteCollection()
+	e.timeline = timelineCollection(e)
 }
 
 const (
@@ -163,6 +165,7 @@ func (e *Emulator) seedAgents(n int, now int64) {
 			lastLoggedInUserName: userNames[r.IntN(len(userNames))], agentVersion: versions[r.IntN(len(versions))],
 			domain: "ACME", externalIP: fmt.Sprintf("203.0.113.%d", 10+i%200), osArch: "64 bit",
 			osStartTime: now - randMicros(r, 20*day), scanStartedAt: registered + day, scanFinishedAt: registered + day + int64(time.Hour),
+			scanStatus: scanFinished,
 		}
 		a.cpuCount = a.coreCount
 		a.lastActiveDate = a.updated

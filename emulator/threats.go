@@ -47,9 +47,10 @@ var (
 
 type mitigationAction struct {
 	action        string
-	status        string
-	started, done int64
+	status        string // success, failed, pending-reboot, pending, sent
+	started, done int64  // done is 0 until the agent reports
 	counted       bool
+	notFound      bool // the agent could not find the threat's file
 }
 
 type threat struct {
@@ -67,6 +68,8 @@ type threat struct {
 	storyline, collectionID                               string
 	identifiedAt                                          int64
 	mitigations                                           []mitigationAction
+	notes                                                 int  // threat notes added
+	rebootRequired                                        bool // a mitigation waits for a reboot
 	indicators                                            json.RawMessage
 	// Detection-time facts of the agent (agentDetectionInfo).
 	detIP, detIP6, detUser, detVersion, detDomain string
@@ -135,9 +138,60 @@ type mitigationJSON struct {
 	GroupNotFound       bool          `json:"groupNotFound"`
 	LastUpdate          string        `json:"lastUpdate"`
 	LatestReport        *string       `json:"latestReport"`
-	MitigationEndedAt   string        `json:"mitigationEndedAt"`
-	MitigationStartedAt string        `json:"mitigationStartedAt"`
+	MitigationEndedAt   *string       `json:"mitigationEndedAt"`
+	MitigationStartedAt *string       `json:"mitigationStartedAt"`
 	Status              string        `json:"status"`
+}
+
+// json renders one mitigationStatus[] entry.
+func (m mitigationAction) json() mitigationJSON {
+	last := m.done + 1000
+	if m.done == 0 {
+		last = m.started
+	}
+	mj := mitigationJSON{
+		Action: m.action, AgentSupportsReport: true, GroupNotFound: m.notFound, LastUpdate: formatTime(last),
+		MitigationEndedAt: nullTime(m.done), MitigationStartedAt: nullTime(m.started), Status: m.status,
+	}
+	switch {
+	case m.counted:
+		mj.ActionsCounters = &countersJSON{Success: 1, Total: 1}
+		mj.LatestReport = ptr("")
+	case m.done != 0:
+		c := &countersJSON{Total: 1}
+		switch {
+		case m.notFound:
+			c.NotFound = 1
+		case m.status == "success":
+			c.Success = 1
+		case m.status == "failed":
+			c.Failed = 1
+		case m.status == "pending-reboot":
+			c.PendingReboot = 1
+		}
+		mj.ActionsCounters = c
+	}
+	return mj
+}
+
+// pendingActions reports whether a mitigation waits for its agent.
+func (t *threat) pendingActions() bool {
+	for _, m := range t.mitigations {
+		if m.status == "sent" || m.status == "pending" {
+			return true
+		}
+	}
+	return false
+}
+
+// failedActions reports whether a mitigation failed.
+func (t *threat) failedActions() bool {
+	for _, m := range t.mitigations {
+		if m.status == "failed" {
+			return true
+		}
+	}
+	return false
 }
 
 type threatInfoJSON struct {
@@ -220,15 +274,7 @@ func (t *threat) render() *threatParts {
 	}
 	mits := make([]mitigationJSON, len(t.mitigations))
 	for i, m := range t.mitigations {
-		mj := mitigationJSON{
-			Action: m.action, AgentSupportsReport: true, LastUpdate: formatTime(m.done + 1000),
-			MitigationEndedAt: formatTime(m.done), MitigationStartedAt: formatTime(m.started), Status: m.status,
-		}
-		if m.counted {
-			mj.ActionsCounters = &countersJSON{Success: 1, Total: 1}
-			mj.LatestReport = ptr("")
-		}
-		mits[i] = mj
+		mits[i] = m.json()
 	}
 	fileExtType := "Executable"
 	if t.fileless {
@@ -259,6 +305,7 @@ func (t *threat) render() *threatParts {
 			IncidentStatus: t.incidentStatus, IncidentStatusDescription: displayNames[t.incidentStatus],
 			InitiatedBy: t.initiatedBy, InitiatedByDescription: initiatedByNames[t.initiatedBy],
 			IsFileless: t.fileless, IsValidCertificate: t.publisher != "", MaliciousProcessArguments: t.commandLine,
+			FailedActions: t.failedActions(), PendingActions: t.pendingActions(), RebootRequired: t.rebootRequired,
 			MD5: nullable(t.md5), MitigationStatus: t.mitigationStatus,
 			MitigationStatusDesc: displayNames[t.mitigationStatus], OriginatorProcess: nullable(t.originatorProcess),
 			ProcessUser: t.processUser, PublisherName: t.publisher, SHA1: t.sha1, SHA256: nullable(t.sha256),
@@ -316,11 +363,11 @@ func threatCollection() *collection[*threat] {
 			"agentMachineTypes":               pIn(func(t T) string { return t.agent.machineType }, machineTypes...),
 			"agentIsActive":                   pBool(func(t T) bool { return t.agent.isActive }),
 			"resolved":                        pBool(func(t T) bool { return t.incidentStatus == statusResolved }),
-			"noteExists":                      pBool(func(T) bool { return false }),
+			"noteExists":                      pBool(func(t T) bool { return t.notes > 0 }),
 			"externalTicketExists":            pBool(func(T) bool { return false }),
-			"failedActions":                   pBool(func(T) bool { return false }),
-			"pendingActions":                  pBool(func(T) bool { return false }),
-			"rebootRequired":                  pBool(func(T) bool { return false }),
+			"failedActions":                   pBool(T.failedActions),
+			"pendingActions":                  pBool(T.pendingActions),
+			"rebootRequired":                  pBool(func(t T) bool { return t.rebootRequired }),
 			"mitigatedPreemptively":           pBool(func(T) bool { return false }),
 			"computerName__contains":          pContains(func(t T) string { return t.agent.computerName }),
 			"filePath__contains":              pContains(func(t T) string { return t.filePath }),

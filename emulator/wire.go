@@ -53,6 +53,15 @@ const (
 	PathAlerts               = "/cloud-detection/alerts"
 	PathAlertVerdict         = "/cloud-detection/alerts/analyst-verdict"
 	PathAlertIncident        = "/cloud-detection/alerts/incident"
+	PathThreatMitigate       = "/threats/mitigate/"  // followed by the action
+	PathThreatNotes          = "/threats/notes"      // POST; GET is /threats/{threat_id}/notes
+	PathThreatFetchFile      = "/threats/fetch-file" // POST
+	PathAgentsInitiateScan   = "/agents/actions/initiate-scan"
+	PathAgentsAbortScan      = "/agents/actions/abort-scan"
+	PathAgentsCount          = "/agents/count"
+	PathAPITokenDetails      = "/users/api-token-details"
+	pathNotesSuffix          = "/notes"
+	pathTimelineSuffix       = "/timeline"
 	pathHashVerdictSuffix    = "/verdict"
 	pathHashReputationSuffix = "/reputation"
 )

@@ -36,6 +36,10 @@ type Env struct {
 	// DryRun makes mutating actions validate and describe what they would do
 	// without calling SentinelOne.
 	DryRun bool
+	// MaxTargets bounds how many ids a request of a mutating action may
+	// name (consoles.<name>.actions.max_targets; see Targeted). Zero means
+	// DefaultMaxTargets.
+	MaxTargets int
 	// Runtime answers the actions that need the connector's state (ingestion,
 	// monitors); nil until that state is available.
 	Runtime Runtime
@@ -83,8 +87,9 @@ type DryRunReply struct {
 }
 
 // Define builds an Action from a typed handler: requests are decoded strictly
-// into Req and validated (Req's Validate method, when it has one) before fn
-// runs; a mutating action in dry-run mode stops after validation.
+// into Req, validated (Req's Validate method, when it has one) and, when Req
+// is Targeted, refused if they name more ids than Env.MaxTargets, before fn
+// runs; a mutating action in dry-run mode stops after these checks.
 func Define[Req, Resp any](name, title, description string, mutating bool, fn func(context.Context, *Env, *Req) (*Resp, error)) Action {
 	var req Req
 	var resp Resp
@@ -100,6 +105,9 @@ func Define[Req, Resp any](name, title, description string, mutating bool, fn fu
 				if err := v.Validate(); err != nil {
 					return nil, err
 				}
+			}
+			if err := checkTargets(env, req); err != nil {
+				return nil, err
 			}
 			if mutating && env.DryRun {
 				env.log().LogAttrs(ctx, slog.LevelInfo, "dry run: not calling SentinelOne", slog.Any("request", req))

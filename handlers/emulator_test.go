@@ -21,7 +21,7 @@ import (
 
 // emuServer starts a seeded emulator that accepts testToken, served on
 // loopback until the test ends, and returns it with its URL.
-func emuServer(t *testing.T, opts ...emulator.Option) (*emulator.Emulator, string) {
+func emuServer(t testing.TB, opts ...emulator.Option) (*emulator.Emulator, string) {
 	t.Helper()
 	e, err := emulator.New(append([]emulator.Option{emulator.WithToken(testToken), emulator.WithSeed(7)}, opts...)...)
 	if err != nil {

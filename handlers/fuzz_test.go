@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
@@ -46,6 +47,14 @@ var fuzzSeeds = map[string][]string{
 	ActionMonitorsList:      {`{"limit":50}`, `{"cursor":"1714550400000000000.k3j7q2m5x8zp4wnb6cdf9htv"}`, `{"cursor":"garbage"}`},
 	ActionMonitorsCancel:    {`{"monitorId":"k3j7q2m5x8zp4wnb6cdf9htv"}`, `{"monitorId":"a.b"}`},
 	"ingest.status":         {``, `{}`, `null`},
+	ActionThreatsMitigate:   {`{"threatIds":["1938475610293847561"],"action":"quarantine"}`, `{"threatIds":["1938475610293847561"],"action":"network_quarantine"}`, `{"threatIds":[],"action":"kill"}`},
+	ActionThreatsNotesAdd:   {`{"threatIds":["1938475610293847561"],"text":"isolated by SOAR\ncase 42"}`, `{"threatIds":["1938475610293847561"],"text":"x"}`, `{"threatIds":["1938475610293847561"],"text":"\u0007bell"}`},
+	ActionThreatsNotesList:  {`{"threatId":"1938475610293847561","limit":50}`, `{"threatId":""}`, `{"threatId":"../1"}`},
+	ActionThreatsTimeline:   {`{"threatId":"1938475610293847561","activityTypes":[2011,2001],"sortOrder":"asc"}`, `{"threatId":"1938475610293847561","activityTypes":[0]}`},
+	ActionThreatsFetchFile:  {`{"threatIds":["1938475610293847561"],"password":"Zip-Pass-2024!x"}`, `{"threatIds":["1938475610293847561"],"password":"short"}`, `{"threatIds":["1938475610293847561"],"Password":"Zip-Pass-2024!x"}`, `{"threatIds":["1938475610293847561"],"password":7}`},
+	ActionAgentsScanStart:   {`{"agentIds":["1559342436290084702"]}`, `{"agentIds":[]}`},
+	ActionAgentsScanAbort:   {`{"agentIds":["1559342436290084702"]}`, `{"agentIds":["x"]}`},
+	ActionAgentsCount:       {`{"networkStatuses":["disconnected"]}`, `{"ip":"10.1.2.3"}`, `{"limit":5}`, `{}`},
 }
 
 // fuzzCommon are bodies every action is seeded with.
@@ -134,6 +143,22 @@ func FuzzRequest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("%s: cannot encode accepted request %+v: %v", a.Name, req, err)
 		}
+		if a.HasSecrets() {
+			// A request with a secret encodes with the secret redacted, so
+			// it cannot be sent again as it is: it must not show the secret
+			// instead (nor in the dry run's reply, nor in fmt).
+			shown := string(enc) + fmt.Sprintf("%v %+v %#v", req, req, req)
+			if dr, ok := res.(*DryRunReply); ok {
+				b, _ := json.Marshal(dr)
+				shown += string(b)
+			}
+			for _, secret := range secretValues(req) {
+				if secret != "" && strings.Contains(shown, secret) {
+					t.Fatalf("%s %q: the secret shows: %s", a.Name, data, shown)
+				}
+			}
+			return
+		}
 		again, err := decodeRequest(a, enc)
 		if err != nil {
 			t.Fatalf("%s %q: accepted, but its encoding %s is refused: %v", a.Name, data, enc, err)
@@ -170,7 +195,23 @@ func decodeRequest(a Action, data []byte) (any, error) {
 			return nil, err
 		}
 	}
+	if err := checkTargets(&Env{Console: "main"}, req); err != nil {
+		return nil, err
+	}
 	return req, nil
+}
+
+// secretValues returns the values of the Secret fields of req, a pointer to
+// a request struct.
+func secretValues(req any) []string {
+	var out []string
+	v := reflect.ValueOf(req).Elem()
+	for _, f := range reflect.VisibleFields(v.Type()) {
+		if f.Type == reflect.TypeFor[Secret]() {
+			out = append(out, v.FieldByIndex(f.Index).Interface().(Secret).Reveal())
+		}
+	}
+	return out
 }
 
 // checkRequestError fails t unless err is what a refused request gets.

@@ -29,6 +29,16 @@ const (
 	ActionUAMAlertsGet      = "uam.alerts.get"
 	ActionUAMAlertsUpdate   = "uam.alerts.update"
 	ActionUAMAlertsNotesAdd = "uam.alerts.notes.add"
+
+	// Response actions (DESIGN.md §11).
+	ActionThreatsMitigate  = "threats.mitigate"
+	ActionThreatsNotesAdd  = "threats.notes.add"
+	ActionThreatsNotesList = "threats.notes.list"
+	ActionThreatsTimeline  = "threats.timeline"
+	ActionThreatsFetchFile = "threats.fetch_file"
+	ActionAgentsScanStart  = "agents.scan.start"
+	ActionAgentsScanAbort  = "agents.scan.abort"
+	ActionAgentsCount      = "agents.count"
 )
 
 const (
@@ -37,7 +47,7 @@ const (
 )
 
 // All returns the table of every action s1bridge serves, in the order of
-// DESIGN.md §4: the connector registers an endpoint per action and console
+// DESIGN.md §4, §10 and §11: the connector registers an endpoint per action and console
 // from it, configuration checks consoles.<name>.actions.deny against it,
 // `s1bridge call` lists it, and tests keep the README's table equal to it.
 // The actions that need the connector's runtime state (threats.monitor,
@@ -91,6 +101,22 @@ func All() []Action {
 			"Sets the status and/or analyst verdict of Unified Alerts, with a per-alert outcome.", mutating, uamAlertsUpdate),
 		Define(ActionUAMAlertsNotesAdd, "Add Unified Alert Note",
 			"Adds one note to Unified Alerts, with a per-alert outcome.", mutating, uamAlertsNotesAdd),
+		Define(ActionThreatsMitigate, "Mitigate threat",
+			"Kills, quarantines, remediates, rolls back or unquarantines threats; the agents act later.", mutating, threatsMitigate),
+		Define(ActionThreatsNotesAdd, "Add threat note",
+			"Adds one note to each of the threats.", mutating, threatsNotesAdd),
+		Define(ActionThreatsNotesList, "List threat notes",
+			"Lists the notes of a threat, oldest first.", readOnly, threatsNotesList),
+		Define(ActionThreatsTimeline, "Threat timeline",
+			"Lists the timeline of a threat by activity type, newest first by default.", readOnly, threatsTimeline),
+		Define(ActionThreatsFetchFile, "Fetch threat file",
+			"Asks the agents to upload each threat's file in a ZIP archive encrypted with the given password.", mutating, threatsFetchFile),
+		Define(ActionAgentsScanStart, "Start a full disk scan",
+			"Starts a full disk scan on agents.", mutating, agentsScanStart),
+		Define(ActionAgentsScanAbort, "Abort a full disk scan",
+			"Stops the full disk scan of agents.", mutating, agentsScanAbort),
+		Define(ActionAgentsCount, "Count agents",
+			"Counts the agents matching the filters of agents.list.", readOnly, agentsCount),
 	}
 }
 

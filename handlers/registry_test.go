@@ -35,6 +35,14 @@ func TestRegistry(t *testing.T) {
 		ActionUAMAlertsGet:      {"Get Unified Alert", false},
 		ActionUAMAlertsUpdate:   {"Update Unified Alerts", true},
 		ActionUAMAlertsNotesAdd: {"Add Unified Alert Note", true},
+		ActionThreatsMitigate:   {"Mitigate threat", true},
+		ActionThreatsNotesAdd:   {"Add threat note", true},
+		ActionThreatsNotesList:  {"List threat notes", false},
+		ActionThreatsTimeline:   {"Threat timeline", false},
+		ActionThreatsFetchFile:  {"Fetch threat file", true},
+		ActionAgentsScanStart:   {"Start a full disk scan", true},
+		ActionAgentsScanAbort:   {"Abort a full disk scan", true},
+		ActionAgentsCount:       {"Count agents", false},
 	}
 	all := All()
 	if len(all) != len(want) {
@@ -64,6 +72,15 @@ func TestRegistry(t *testing.T) {
 		}
 		checkTags(t, a.Name, reflect.TypeOf(a.Request))
 		checkTags(t, a.Name, reflect.TypeOf(a.Response))
+	}
+	// The response actions come after the seed's, in DESIGN.md §11 order.
+	var tail []string
+	for _, a := range all[len(all)-8:] {
+		tail = append(tail, a.Name)
+	}
+	if want := []string{ActionThreatsMitigate, ActionThreatsNotesAdd, ActionThreatsNotesList, ActionThreatsTimeline,
+		ActionThreatsFetchFile, ActionAgentsScanStart, ActionAgentsScanAbort, ActionAgentsCount}; !slices.Equal(tail, want) {
+		t.Errorf("the last actions are %v, want %v", tail, want)
 	}
 	names := Names()
 	if !slices.IsSorted(names) || len(names) != len(want) {
@@ -116,6 +133,11 @@ func TestDryRun(t *testing.T) {
 		ActionAgentsDisconnect:  `{"agentIds":["` + id(1) + `"]}`,
 		ActionUAMAlertsUpdate:   `{"alertIds":["00000000-0000-7000-8000-00000000a001"],"status":"resolved"}`,
 		ActionUAMAlertsNotesAdd: `{"alertIds":["00000000-0000-7000-8000-00000000a001"],"text":"seen"}`,
+		ActionThreatsMitigate:   `{"threatIds":["` + id(1) + `"],"action":"quarantine"}`,
+		ActionThreatsNotesAdd:   `{"threatIds":["` + id(1) + `"],"text":"contained"}`,
+		ActionThreatsFetchFile:  `{"threatIds":["` + id(1) + `"],"password":"` + testPassword + `"}`,
+		ActionAgentsScanStart:   `{"agentIds":["` + id(1) + `"]}`,
+		ActionAgentsScanAbort:   `{"agentIds":["` + id(1) + `"]}`,
 	}
 	c := newConsole(t)
 	env := c.env()
@@ -140,6 +162,10 @@ func TestDryRun(t *testing.T) {
 	}
 	if b := mustRun(t, env, ActionBlocklistAdd, requests[ActionBlocklistAdd], nil); !strings.Contains(string(b), `"hash":"`+sha1Hex+`","osTypes":["windows","macos","linux"],"scope":{"tenant":true}`) {
 		t.Errorf("dry run does not show the normalised request: %s", b)
+	}
+	if b := mustRun(t, env, ActionThreatsFetchFile, requests[ActionThreatsFetchFile], nil); strings.Contains(string(b), testPassword) ||
+		!strings.Contains(string(b), `"password":"[REDACTED]"`) {
+		t.Errorf("dry run of threats.fetch_file: %s", b)
 	}
 	if calls := c.Calls(); len(calls) != 0 {
 		t.Errorf("dry run called SentinelOne: %+v", calls)

@@ -15,10 +15,12 @@
 package sentinelone
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -353,7 +355,51 @@ func parseBaseURL(raw string) (string, error) {
 	return u.Scheme + "://" + u.Host + strings.TrimRight(path, "/") + APIPrefix, nil
 }
 
+// Redacted replaces a secret wherever the client would otherwise show it.
+const Redacted = "[REDACTED]"
+
 // redact removes the token from s.
 func (c *Client) redact(s string) string {
-	return strings.ReplaceAll(s, c.token, "[REDACTED]")
+	return strings.ReplaceAll(s, c.token, Redacted)
+}
+
+// redactCall removes the token and the call's own secrets from s.
+func (c *Client) redactCall(cs *call, s string) string {
+	s = c.redact(s)
+	if cs != nil {
+		for _, secret := range cs.secrets {
+			s = strings.ReplaceAll(s, secret, Redacted)
+		}
+	}
+	return s
+}
+
+// secretForms returns each non-empty secret with the spellings it takes
+// inside a JSON text (escaped by Go, or by a console that escapes only what
+// JSON requires), longest first, so that an answer echoing a secret in any of
+// them is redacted whole.
+func secretForms(secrets []string) []string {
+	var out []string
+	add := func(s string) {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		add(s)
+		for _, html := range []bool{true, false} {
+			var b strings.Builder
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(html)
+			if enc.Encode(s) == nil {
+				q := strings.TrimSuffix(b.String(), "\n") // "..." with its quotes
+				add(q[1 : len(q)-1])
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
 }

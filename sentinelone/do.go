@@ -30,6 +30,10 @@ type call struct {
 	// policy is asked about it as if it were a GET, since repeating it
 	// cannot change anything.
 	readOnly bool
+	// secrets are values of this call's body that must never show in a
+	// log, an error or an Observer event (a fetch-file password), besides
+	// the API token the client always redacts.
+	secrets []string
 
 	mu       sync.Mutex
 	attempts int
@@ -63,8 +67,15 @@ func (c *Client) do(ctx context.Context, method, tmpl, path string, q url.Values
 	return c.doCall(ctx, &call{method: method, path: tmpl}, path, q, in, decode)
 }
 
-// doCall is do for a call the caller has set up (a read-only POST), so that
-// it can read the call's state (the answer's request id) afterwards.
+// doSecret is do for a body that carries secrets: each is redacted, as the
+// token is, from everything the call logs, reports or returns.
+func (c *Client) doSecret(ctx context.Context, method, tmpl, path string, q url.Values, in any, decode func([]byte) error, secrets []string) error {
+	return c.doCall(ctx, &call{method: method, path: tmpl, secrets: secretForms(secrets)}, path, q, in, decode)
+}
+
+// doCall is do for a call the caller has set up (a read-only POST, a body
+// with secrets), so that it can read the call's state (the answer's request
+// id) afterwards.
 func (c *Client) doCall(ctx context.Context, cs *call, path string, q url.Values, in any, decode func([]byte) error) error {
 	start := time.Now()
 	status, err := c.send(context.WithValue(ctx, callKey{}, cs), cs, path, q, in, decode)
@@ -75,7 +86,7 @@ func (c *Client) doCall(ctx context.Context, cs *call, path string, q url.Values
 	c.obs.RequestDone(ev)
 	if err != nil {
 		c.log.LogAttrs(ctx, slog.LevelDebug, "sentinelone call failed", slog.String("method", cs.method), slog.String("path", cs.path),
-			slog.Int("status", status), slog.Int("attempts", attempts), slog.Duration("duration", ev.Duration), slog.String("error", err.Error()))
+			slog.Int("status", status), slog.Int("attempts", attempts), slog.Duration("duration", ev.Duration), slog.String("error", c.redactCall(cs, err.Error())))
 	}
 	return err
 }
@@ -95,7 +106,7 @@ func (c *Client) send(ctx context.Context, cs *call, path string, q url.Values, 
 	}
 	req, err := retryablehttp.NewRequestWithContext(ctx, cs.method, u, body)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s %s: %v", ErrInvalidArgument, cs.method, cs.path, c.redact(err.Error()))
+		return 0, fmt.Errorf("%w: %s %s: %v", ErrInvalidArgument, cs.method, cs.path, c.redactCall(cs, err.Error()))
 	}
 	req.Header.Set(HeaderAuthorization, AuthScheme+" "+c.token)
 	req.Header.Set(HeaderAccept, ContentTypeJSON)
@@ -118,7 +129,7 @@ func (c *Client) send(ctx context.Context, cs *call, path string, q url.Values, 
 	attempts := cs.attempts
 	cs.mu.Unlock()
 	if resp == nil {
-		return 0, &RequestError{Method: cs.method, Path: cs.path, Attempts: attempts, Err: err, kind: requestKind(err), msg: c.redact(fmt.Sprint(err))}
+		return 0, &RequestError{Method: cs.method, Path: cs.path, Attempts: attempts, Err: err, kind: requestKind(err), msg: c.redactCall(cs, fmt.Sprint(err))}
 	}
 	defer resp.Body.Close()
 	rqid := resp.Header.Get(HeaderRequestID)
@@ -135,12 +146,12 @@ func (c *Client) send(ctx context.Context, cs *call, path string, q url.Values, 
 			return resp.StatusCode, &MalformedResponseError{Method: cs.method, Path: cs.path, StatusCode: resp.StatusCode, RequestID: rqid, Err: err}
 		}
 		if ok || ctx.Err() != nil {
-			return resp.StatusCode, &RequestError{Method: cs.method, Path: cs.path, Attempts: attempts, Err: err, kind: requestKind(err), msg: c.redact(err.Error())}
+			return resp.StatusCode, &RequestError{Method: cs.method, Path: cs.path, Attempts: attempts, Err: err, kind: requestKind(err), msg: c.redactCall(cs, err.Error())}
 		}
 		// An error answer whose body broke off is still an error answer.
 	}
 	if !ok {
-		return resp.StatusCode, newAPIError(cs.method, cs.path, resp, cs.body, attempts, c.redact)
+		return resp.StatusCode, newAPIError(cs.method, cs.path, resp, cs.body, attempts, func(s string) string { return c.redactCall(cs, s) })
 	}
 	if decode != nil {
 		if err := decode(cs.body); err != nil {
@@ -243,7 +254,7 @@ func (c *Client) beforeAttempt(_ retryablehttp.Logger, req *http.Request, attemp
 	attrs := []slog.Attr{slog.String("method", ev.Method), slog.String("path", ev.Path), slog.Int("attempt", ev.Attempt),
 		slog.Duration("wait", ev.Wait), slog.Int("status", ev.Status)}
 	if ev.Err != nil {
-		attrs = append(attrs, slog.String("error", c.redact(ev.Err.Error())))
+		attrs = append(attrs, slog.String("error", c.redactCall(cs, ev.Err.Error())))
 	}
 	c.log.LogAttrs(req.Context(), slog.LevelDebug, "sentinelone retry", attrs...)
 	c.obs.Retry(ev)

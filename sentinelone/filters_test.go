@@ -64,7 +64,7 @@ func TestFilterValues(t *testing.T) {
 // silently widen a query.
 func TestEveryFilterFieldIsSent(t *testing.T) {
 	for _, f := range []interface{ Values() url.Values }{
-		ThreatFilter{}, AgentFilter{}, GroupFilter{}, SiteFilter{}, ActivityFilter{}, AlertFilter{}, RestrictionFilter{},
+		ThreatFilter{}, AgentFilter{}, GroupFilter{}, SiteFilter{}, ActivityFilter{}, AlertFilter{}, RestrictionFilter{}, NoteFilter{}, TimelineFilter{},
 	} {
 		typ := reflect.TypeOf(f)
 		for i := range typ.NumField() {

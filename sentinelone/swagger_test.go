@@ -92,6 +92,17 @@ func matchTemplate(tmpl, path string) bool {
 	return true
 }
 
+// pathParam returns the segment of path that the template names {name}.
+func pathParam(tmpl, path, name string) string {
+	ts, ps := strings.Split(tmpl, "/"), strings.Split(path, "/")
+	for i := range ts {
+		if ts[i] == "{"+name+"}" && i < len(ps) {
+			return ps[i]
+		}
+	}
+	return ""
+}
+
 func enumOf(p swaggerParam) []string {
 	vals := p.Enum
 	if p.Items != nil {
@@ -190,6 +201,10 @@ func TestSwaggerConformance(t *testing.T) {
 			reply(w, 200, `{"data":{"rank":"7"}}`)
 		case strings.HasSuffix(r.URL.Path, PathSites):
 			reply(w, 200, `{"data":{"allSites":{},"sites":[]},"pagination":{"nextCursor":null,"totalItems":0}}`)
+		case strings.HasSuffix(r.URL.Path, PathAgentsCount):
+			reply(w, 200, `{"data":{"total":3}}`)
+		case strings.HasSuffix(r.URL.Path, PathAPITokenDetails):
+			reply(w, 200, `{"data":{"createdAt":"2024-05-01T08:00:00.000000Z","expiresAt":"2024-11-01T08:00:00.000000Z"}}`)
 		case r.Method == http.MethodGet && !strings.HasSuffix(r.URL.Path, PathSystemInfo):
 			reply(w, 200, `{"data":[],"pagination":{"nextCursor":null,"totalItems":0}}`)
 		case r.URL.Path == APIPrefix+PathRestrictions && r.Method == http.MethodPost:
@@ -218,6 +233,10 @@ func TestSwaggerConformance(t *testing.T) {
 		"Severities": []string{"high", "CRITICAL"}, "SortBy": "alertInfoCreatedAt", "SortOrder": SortAsc})
 	var rf RestrictionFilter
 	fill(&rf, map[string]any{"OSTypes": []string{"macos"}, "Type": RestrictionBlackHash, "SortBy": "createdAt", "SortOrder": SortAsc})
+	var nf NoteFilter
+	fill(&nf, map[string]any{"SortBy": "updatedAt", "SortOrder": SortAsc})
+	var tlf TimelineFilter
+	fill(&tlf, map[string]any{"ActivityTypes": []int{2011, 2001, 4020}, "SortBy": "activityType", "SortOrder": SortDesc})
 
 	calls := []func() error{
 		func() error { _, err := c.HashVerdict(ctx, "3395856CE81F2B7382DEE72602F798B642F14140"); return err },
@@ -246,6 +265,19 @@ func TestSwaggerConformance(t *testing.T) {
 		func() error { _, err := c.UpdateAlertVerdict(ctx, ids, "True positive"); return err },
 		func() error { _, err := c.UpdateAlertIncident(ctx, ids, "In progress"); return err },
 		func() error { _, err := c.SystemInfo(ctx); return err },
+		func() error { _, err := c.MitigateThreats(ctx, "kill", ids); return err },
+		func() error { _, err := c.MitigateThreats(ctx, "quarantine", ids); return err },
+		func() error { _, err := c.MitigateThreats(ctx, "un_quarantine", ids); return err },
+		func() error { _, err := c.MitigateThreats(ctx, "remediate", ids); return err },
+		func() error { _, err := c.MitigateThreats(ctx, "rollback_remediation", ids); return err },
+		func() error { _, err := c.AddThreatNote(ctx, ids, "contained by SOAR"); return err },
+		func() error { _, err := c.ThreatNotes(ctx, ids[0], nf); return err },
+		func() error { _, err := c.ThreatTimeline(ctx, ids[0], tlf); return err },
+		func() error { _, err := c.FetchThreatFile(ctx, ids[0], "Zip-Pass-2024!x"); return err },
+		func() error { _, err := c.InitiateScan(ctx, ids); return err },
+		func() error { _, err := c.AbortScan(ctx, ids); return err },
+		func() error { _, err := c.CountAgents(ctx, af); return err },
+		func() error { _, err := c.APITokenDetails(ctx); return err },
 	}
 	for i, call := range calls {
 		if err := call(); err != nil {
@@ -260,7 +292,7 @@ func TestSwaggerConformance(t *testing.T) {
 		if r.Path == APIPrefix+strings.Replace(PathHashReputation, pathHashPlaceholder, "3395856ce81f2b7382dee72602f798b642f14140", 1) {
 			continue // the one allowed exception
 		}
-		_, params, ok := doc.operation(r.Method, r.Path)
+		tmpl, params, ok := doc.operation(r.Method, r.Path)
 		if !ok {
 			t.Errorf("%s: not in the Swagger subset", where)
 			continue
@@ -273,6 +305,11 @@ func TestSwaggerConformance(t *testing.T) {
 				byName[p.Name] = p
 			case "body":
 				body = p.Schema
+			case "path":
+				v := pathParam(tmpl, r.Path, p.Name)
+				if enum := enumOf(p); len(enum) > 0 && !slices.Contains(enum, v) {
+					t.Errorf("%s: path parameter %s=%q not in enum %v", where, p.Name, v, enum)
+				}
 			}
 		}
 		for name, vals := range r.Query {
@@ -312,6 +349,12 @@ func TestSwaggerConformance(t *testing.T) {
 		"POST " + APIPrefix + PathAgentsConnect, "POST " + APIPrefix + PathAgentsDisconnect,
 		"GET " + APIPrefix + PathAlerts, "POST " + APIPrefix + PathAlertVerdict, "POST " + APIPrefix + PathAlertIncident,
 		"GET " + APIPrefix + PathSystemInfo,
+		"POST " + APIPrefix + "/threats/mitigate/kill", "POST " + APIPrefix + "/threats/mitigate/quarantine",
+		"POST " + APIPrefix + "/threats/mitigate/un-quarantine", "POST " + APIPrefix + "/threats/mitigate/remediate",
+		"POST " + APIPrefix + "/threats/mitigate/rollback-remediation", "POST " + APIPrefix + PathThreatNotes,
+		"GET " + APIPrefix + "/threats/100000000000000001/notes", "GET " + APIPrefix + "/threats/100000000000000001/timeline",
+		"POST " + APIPrefix + PathThreatFetchFile, "POST " + APIPrefix + PathAgentsInitiateScan, "POST " + APIPrefix + PathAgentsAbortScan,
+		"GET " + APIPrefix + PathAgentsCount, "POST " + APIPrefix + PathAPITokenDetails,
 	} {
 		if !seen[want] {
 			t.Errorf("no request %s", want)

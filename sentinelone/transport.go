@@ -59,7 +59,7 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	if err != nil {
 		cancel()
-		c.log.LogAttrs(ctx, slog.LevelDebug, "sentinelone attempt", append(attrs, slog.String("error", c.redact(err.Error())))...)
+		c.log.LogAttrs(ctx, slog.LevelDebug, "sentinelone attempt", append(attrs, slog.String("error", c.redactCall(cs, err.Error())))...)
 		return nil, err
 	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "sentinelone attempt", append(attrs,

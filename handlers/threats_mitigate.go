@@ -1,0 +1,55 @@
+package handlers
+
+import (
+	"context"
+	"slices"
+	"strings"
+)
+
+// mitigationActions are the values of threats.mitigate's action, in the
+// lower_snake form of requests. network_quarantine is not one:
+// agents.disconnect isolates a host.
+var mitigationActions = []string{"kill", "quarantine", "remediate", "rollback_remediation", "un_quarantine"}
+
+// ThreatsMitigateRequest is the request of threats.mitigate. ThreatIDs is
+// required: SentinelOne mitigates every threat in scope when the filter is
+// empty.
+type ThreatsMitigateRequest struct {
+	ThreatIDs []string `json:"threatIds"`
+	Action    string   `json:"action"`
+}
+
+// Validate checks r.
+func (r *ThreatsMitigateRequest) Validate() error {
+	if err := checkIDs("threatIds", r.ThreatIDs, requiredIDs); err != nil {
+		return err
+	}
+	switch {
+	case r.Action == "":
+		return Invalid("action", "is required: one of %s", strings.Join(mitigationActions, ", "))
+	case r.Action == "network_quarantine":
+		return Invalid("action", "network_quarantine is not offered: agents.disconnect isolates the host")
+	case !slices.Contains(mitigationActions, r.Action):
+		return Invalid("action", "%q is not one of %s", r.Action, strings.Join(mitigationActions, ", "))
+	}
+	return nil
+}
+
+// TrackedReply is the reply of the actions SentinelOne carries out later on
+// the endpoint (threats.mitigate, threats.fetch_file, agents.scan.start,
+// agents.scan.abort): how many targets SentinelOne accepted. Action
+// tracking (DESIGN.md §13) adds trackingId and subject.
+type TrackedReply struct {
+	Affected int `json:"affected"`
+}
+
+// threatsMitigate makes one call for every threat: SentinelOne accepts the
+// command and the agents carry it out later; threats it cannot apply to
+// (a rollback on Linux) are not counted.
+func threatsMitigate(ctx context.Context, env *Env, r *ThreatsMitigateRequest) (*TrackedReply, error) {
+	res, err := env.Client.MitigateThreats(ctx, r.Action, r.ThreatIDs)
+	if err != nil {
+		return nil, err
+	}
+	return &TrackedReply{Affected: res.Affected}, nil
+}
