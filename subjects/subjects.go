@@ -118,6 +118,9 @@ func ValidToken(s string) bool { return tokenRE.MatchString(s) }
 // call New.
 type Subjects struct {
 	prefix string
+	// template: the builder of Template, whose values are {name}
+	// placeholders that SafeToken must leave as they are.
+	template bool
 }
 
 // New returns the subject builder for prefix, or an error when the prefix is
@@ -154,7 +157,7 @@ func (s Subjects) ConsoleEvents(console string) string {
 func (s Subjects) ThreatEvent(console, threatID, kind, to string) string {
 	subj := s.prefix + "." + console + ".event.threat." + threatID + "." + kind
 	if to != "" {
-		subj += "." + SafeToken(to)
+		subj += "." + s.token(to)
 	}
 	return subj
 }
