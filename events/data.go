@@ -33,7 +33,7 @@ type (
 	// the first time, as the console returned it.
 	ThreatCreated struct {
 		// Threat is the SentinelOne threat object (GET /web/api/v2.1/threats), unchanged.
-		Threat json.RawMessage `json:"threat"`
+		Threat json.RawMessage `json:"threat" jsonschema:"type=object"`
 	}
 
 	// ThreatChanged is the data of s1bridge.threat.status_changed,
@@ -41,7 +41,7 @@ type (
 	// the change, and the change.
 	ThreatChanged struct {
 		// Threat is the SentinelOne threat object after the change, unchanged.
-		Threat json.RawMessage `json:"threat"`
+		Threat json.RawMessage `json:"threat" jsonschema:"type=object"`
 		// Change is the field that changed, with its previous and new values.
 		Change Change `json:"change"`
 	}
@@ -66,7 +66,7 @@ type (
 		// ThreatID is the monitored threat's id.
 		ThreatID string `json:"threatId"`
 		// Threat is the threat as the console had it when the monitor ended, null when the console no longer has it.
-		Threat json.RawMessage `json:"threat" jsonschema:"nullable"`
+		Threat json.RawMessage `json:"threat" jsonschema:"type=object,nullable"`
 		// StartedAt is when the monitor started.
 		StartedAt time.Time `json:"startedAt"`
 		// EndedAt is when s1bridge ended the monitor.
@@ -77,14 +77,14 @@ type (
 	// the first time, as the console returned it.
 	AlertCreated struct {
 		// Alert is the UAM alert node as the console returned it, unchanged.
-		Alert json.RawMessage `json:"alert"`
+		Alert json.RawMessage `json:"alert" jsonschema:"type=object"`
 	}
 
 	// AlertChanged is the data of s1bridge.alert.status_changed, .resolved
 	// and .verdict_changed: the alert after the change, and the change.
 	AlertChanged struct {
 		// Alert is the UAM alert node after the change, unchanged.
-		Alert json.RawMessage `json:"alert"`
+		Alert json.RawMessage `json:"alert" jsonschema:"type=object"`
 		// Change is the field that changed (status or analystVerdict).
 		Change Change `json:"change"`
 	}
@@ -114,9 +114,9 @@ type (
 		// State is succeeded, failed, or pending (unconfirmed at the deadline).
 		State string `json:"state" jsonschema:"enum=succeeded,enum=failed,enum=pending"`
 		// At is when SentinelOne confirmed it, null while pending.
-		At *time.Time `json:"at"`
+		At *time.Time `json:"at" jsonschema:"nullable"`
 		// ActivityID is the SentinelOne activity that confirmed it, null when none did (pending, or confirmed by the agent's networkStatus).
-		ActivityID *string `json:"activityId"`
+		ActivityID *string `json:"activityId" jsonschema:"nullable"`
 		// Message is SentinelOne's description of the result, "" when it gave none.
 		Message string `json:"message"`
 	}
@@ -131,12 +131,12 @@ type (
 		// Request is the CloudEvents request, its secrets redacted.
 		Request AuditRequest `json:"request"`
 		// Targets are the ids the request named, null for an action that names none.
-		Targets *AuditTargets `json:"targets"`
+		Targets *AuditTargets `json:"targets" jsonschema:"nullable"`
 		// DryRun is true when consoles were not called (service.dry_run).
 		DryRun bool `json:"dryRun"`
 		// Outcome is null in the requested record; the reply's code and what it changed otherwise.
-		Outcome *AuditOutcome `json:"outcome"`
-		// Upstream lists the SentinelOne calls made so far, in order (empty before any).
+		Outcome *AuditOutcome `json:"outcome" jsonschema:"nullable"`
+		// Upstream lists the SentinelOne calls made so far, in order: [] (never null) before any.
 		Upstream []UpstreamCall `json:"upstream"`
 		// Replica is the s1bridge replica that wrote the record.
 		Replica string `json:"replica"`
@@ -153,11 +153,11 @@ type (
 		// Type is the CloudEvents type.
 		Type string `json:"type"`
 		// Time is the CloudEvents time, null when the request had none.
-		Time *time.Time `json:"time"`
+		Time *time.Time `json:"time" jsonschema:"nullable"`
 		// TraceParent is the W3C traceparent, "" when the request had none.
 		TraceParent string `json:"traceparent"`
 		// Data is the request data with every secret replaced by "[REDACTED]".
-		Data json.RawMessage `json:"data"`
+		Data json.RawMessage `json:"data" jsonschema:"type=object"`
 	}
 
 	// AuditTargets are the targets a mutating request named (handlers.Targeted).
@@ -175,9 +175,9 @@ type (
 		// Message is the error message, "" on success.
 		Message string `json:"message"`
 		// Affected is what SentinelOne reported as affected, null when unknown.
-		Affected *int `json:"affected"`
+		Affected *int `json:"affected" jsonschema:"nullable"`
 		// TrackingID is the tracking id of a tracked action, null otherwise.
-		TrackingID *string `json:"trackingId"`
+		TrackingID *string `json:"trackingId" jsonschema:"nullable"`
 	}
 
 	// UpstreamCall is one SentinelOne call of an audited action.
