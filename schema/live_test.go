@@ -279,4 +279,3 @@ func or(s, def string) string {
 	}
 	return s
 }
-
