@@ -130,8 +130,28 @@ func (m *metrics) MonitorsActive(console string, n int) {
 	m.monitors.WithLabelValues(console).Set(float64(n))
 }
 
-// clientObserver counts one console's SentinelOne calls.
+// initConsole creates, at zero, every series of console whose labels are
+// known before anything happens, so that dashboards and alert rules see the
+// console from the start and rate() counts its first event (Prometheus'
+// advice on missing series). Series labelled by what happens (an action's
+// reply code, a SentinelOne path and status) appear on first use. It must
+// be called once for every configured console at start; clientObserver,
+// which the connector calls then for every console, calls it.
+func (m *metrics) initConsole(console string) {
+	for _, result := range []string{"ok", "error"} {
+		m.polls.WithLabelValues(console, result)
+	}
+	m.published.WithLabelValues(console)
+	m.duplicates.WithLabelValues(console)
+	m.rateWait.WithLabelValues(console)
+	m.monitors.WithLabelValues(console).Set(0)
+	m.lag.WithLabelValues(console).Set(0) // 0 until the first complete poll
+}
+
+// clientObserver counts one console's SentinelOne calls, and initialises
+// the console's series (initConsole).
 func (m *metrics) clientObserver(console string) sentinelone.Observer {
+	m.initConsole(console)
 	return sentinelone.ObserverFuncs{
 		OnRequestDone: func(e sentinelone.RequestEvent) {
 			m.upstream.WithLabelValues(console, e.Method, e.Path, strconv.Itoa(e.Status)).Inc()

@@ -822,6 +822,20 @@ func TestDockerfile(t *testing.T) {
 	if goLine == nil || !slices.Contains(ins, instruction{"ARG", "GO_VERSION=" + string(goLine[1])}) {
 		t.Errorf("want ARG GO_VERSION=%s, as go.mod says", goLine[1])
 	}
+	// Both base images are pinned by digest; the builder's tag is go.mod's Go.
+	pinned := regexp.MustCompile(`^([^@\s]+)@sha256:[0-9a-f]{64}$`)
+	var goImage string
+	for _, in := range ins {
+		if v, ok := strings.CutPrefix(in.args, "GO_IMAGE="); ok && in.cmd == "ARG" {
+			goImage = v
+		}
+	}
+	if m := pinned.FindStringSubmatch(goImage); m == nil || !strings.HasPrefix(m[1], "golang:"+string(goLine[1])+".") {
+		t.Errorf("ARG GO_IMAGE=%s: want golang:%s.<patch>... pinned by digest", goImage, goLine[1])
+	}
+	if first := ins[slices.IndexFunc(ins, func(in instruction) bool { return in.cmd == "FROM" })]; !strings.Contains(first.args, "${GO_IMAGE}") {
+		t.Errorf("the build stage is FROM %s, not the pinned GO_IMAGE", first.args)
+	}
 
 	var build string
 	for _, in := range ins {
@@ -841,8 +855,8 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("go build sets %v, want -X %s", x, wantX)
 	}
 
-	if from := last("FROM"); from != "gcr.io/distroless/static-debian12:nonroot" {
-		t.Errorf("final stage FROM %s", from)
+	if m := pinned.FindStringSubmatch(last("FROM")); m == nil || m[1] != "gcr.io/distroless/static-debian12:nonroot" {
+		t.Errorf("final stage FROM %s: want gcr.io/distroless/static-debian12:nonroot pinned by digest", last("FROM"))
 	}
 	m := loadManifests(t)
 	d, c, pc := deploymentParts(t, m)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -239,6 +240,27 @@ func TestNATSConfig(t *testing.T) {
 	}
 	if cfg.Streams.Events.Replicas != len(nodes) {
 		t.Errorf("s1bridge's streams.events.replicas %d with %d nodes", cfg.Streams.Events.Replicas, len(nodes))
+	}
+
+	// The replicas share one emulator: the emulator service, at the address
+	// it listens on, with the token it accepts.
+	emu, ok := c.Services["emulator"]
+	if !ok || len(emu.Command) == 0 || emu.Command[0] != "emulator" {
+		t.Fatalf("%s: no emulator service running `s1bridge emulator` (%q)", composeFile, emu.Command)
+	}
+	flagOf := func(name string) string {
+		if i := slices.Index(emu.Command, name); i > 0 && i+1 < len(emu.Command) {
+			return emu.Command[i+1]
+		}
+		return ""
+	}
+	_, port, _ := net.SplitHostPort(flagOf("--listen"))
+	main := cfg.Consoles["main"]
+	if main.URL != "http://emulator:"+port || port == "" {
+		t.Errorf("console main's url %s, want the emulator service http://emulator:%s", main.URL, port)
+	}
+	if main.APIToken.Reveal() != flagOf("--token") {
+		t.Errorf("console main's token is not the one the emulator service accepts")
 	}
 }
 

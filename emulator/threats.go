@@ -411,8 +411,20 @@ func threatCollection() *collection[*threat] {
 			"contentHash":       {str: func(t T) string { return t.sha1 }},
 			"collectionId":      {str: func(t T) string { return t.collectionID }},
 			"classification":    {str: func(t T) string { return t.classification }},
+			// The Swagger subset lists the cloud fields too; the seeded
+			// agents are not cloud instances, so every threat has none.
+			"cloudAccount":      {str: noCloud},
+			"cloudImage":        {str: noCloud},
+			"cloudInstanceId":   {str: noCloud},
+			"cloudInstanceSize": {str: noCloud},
+			"cloudLocation":     {str: noCloud},
+			"cloudNetwork":      {str: noCloud},
 		},
 		defaultSort: "id",
 		render:      func(b []byte, t T) []byte { return t.appendJSON(b) },
 	}
 }
+
+// noCloud is a threat's cloud metadata (account, image, instance, ...):
+// none, since no seeded agent is a cloud instance.
+func noCloud(*threat) string { return "" }

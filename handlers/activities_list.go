@@ -13,12 +13,12 @@ import (
 // bounds are RFC 3339 and exclusive.
 type ActivitiesListRequest struct {
 	ListParams
-	ActivityTypes []int    `json:"activityTypes,omitempty"`
-	ThreatIDs     []string `json:"threatIds,omitempty"`
-	AgentIDs      []string `json:"agentIds,omitempty"`
-	CreatedAfter  string   `json:"createdAfter,omitempty"`
-	CreatedBefore string   `json:"createdBefore,omitempty"`
-	SortOrder     string   `json:"sortOrder,omitempty"`
+	ActivityTypes []int    `json:"activityTypes,omitempty" jsonschema:"maxItems=500,minimum=1"`
+	ThreatIDs     []string `json:"threatIds,omitempty" jsonschema:"maxItems=5000,pattern=^[1-9][0-9]{17\\,19}$"`
+	AgentIDs      []string `json:"agentIds,omitempty" jsonschema:"maxItems=5000,pattern=^[1-9][0-9]{17\\,19}$"`
+	CreatedAfter  string   `json:"createdAfter,omitempty" jsonschema:"format=date-time"`
+	CreatedBefore string   `json:"createdBefore,omitempty" jsonschema:"format=date-time"`
+	SortOrder     string   `json:"sortOrder,omitempty" jsonschema:"enum=asc,enum=desc,default=desc"`
 
 	created timeRange
 }

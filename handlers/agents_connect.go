@@ -8,7 +8,7 @@ import (
 // agents.disconnect. AgentIDs is required: SentinelOne applies an action
 // with an empty filter to every agent in scope.
 type AgentsActionRequest struct {
-	AgentIDs []string `json:"agentIds"`
+	AgentIDs []string `json:"agentIds" jsonschema:"minItems=1,maxItems=5000,pattern=^[1-9][0-9]{17\\,19}$"`
 }
 
 // Validate checks r.

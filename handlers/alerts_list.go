@@ -13,14 +13,14 @@ import (
 // bounds are RFC 3339 and exclusive.
 type AlertsListRequest struct {
 	ListParams
-	IDs              []string `json:"ids,omitempty"`
-	IncidentStatuses []string `json:"incidentStatuses,omitempty"`
-	AnalystVerdicts  []string `json:"analystVerdicts,omitempty"`
-	Severities       []string `json:"severities,omitempty"`
-	RuleName         string   `json:"ruleName,omitempty"`
-	CreatedAfter     string   `json:"createdAfter,omitempty"`
-	CreatedBefore    string   `json:"createdBefore,omitempty"`
-	SiteIDs          []string `json:"siteIds,omitempty"`
+	IDs              []string `json:"ids,omitempty" jsonschema:"maxItems=5000,pattern=^[1-9][0-9]{17\\,19}$"`
+	IncidentStatuses []string `json:"incidentStatuses,omitempty" jsonschema:"uniqueItems=true,enum=unresolved,enum=in_progress,enum=resolved"`
+	AnalystVerdicts  []string `json:"analystVerdicts,omitempty" jsonschema:"uniqueItems=true,enum=undefined,enum=true_positive,enum=false_positive,enum=suspicious"`
+	Severities       []string `json:"severities,omitempty" jsonschema:"uniqueItems=true,enum=low,enum=medium,enum=high,enum=critical,enum=info"`
+	RuleName         string   `json:"ruleName,omitempty" jsonschema:"maxLength=4096,pattern=^[^\\,\\x00-\\x1f\\x7f-\\x9f]*$"`
+	CreatedAfter     string   `json:"createdAfter,omitempty" jsonschema:"format=date-time"`
+	CreatedBefore    string   `json:"createdBefore,omitempty" jsonschema:"format=date-time"`
+	SiteIDs          []string `json:"siteIds,omitempty" jsonschema:"maxItems=500,pattern=^[1-9][0-9]{17\\,19}$"`
 
 	created timeRange
 }

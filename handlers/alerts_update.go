@@ -8,9 +8,9 @@ import (
 // AlertsUpdateRequest is the request of alerts.update: AlertIDs and at least
 // one of AnalystVerdict and IncidentStatus.
 type AlertsUpdateRequest struct {
-	AlertIDs       []string `json:"alertIds"`
-	AnalystVerdict string   `json:"analystVerdict,omitempty"`
-	IncidentStatus string   `json:"incidentStatus,omitempty"`
+	AlertIDs       []string `json:"alertIds" jsonschema:"minItems=1,maxItems=5000,pattern=^[1-9][0-9]{17\\,19}$"`
+	AnalystVerdict string   `json:"analystVerdict,omitempty" jsonschema:"anyof_required=analystVerdict,enum=undefined,enum=true_positive,enum=false_positive,enum=suspicious"`
+	IncidentStatus string   `json:"incidentStatus,omitempty" jsonschema:"anyof_required=incidentStatus,enum=unresolved,enum=in_progress,enum=resolved"`
 }
 
 // Validate checks r.

@@ -18,10 +18,10 @@ var defaultOSTypes = []string{sentinelone.OSWindows, sentinelone.OSMacOS, sentin
 // the hashes and fills the defaults: OSTypes windows, macos and linux, Scope
 // the tenant.
 type BlocklistAddRequest struct {
-	Hash        string   `json:"hash"`             // SHA1, required
-	SHA256      string   `json:"sha256,omitempty"` // sent as sha256Value
-	OSTypes     []string `json:"osTypes,omitempty"`
-	Description string   `json:"description,omitempty"`
+	Hash        string   `json:"hash" jsonschema:"pattern=^[0-9a-fA-F]{40}$"`             // SHA1, required
+	SHA256      string   `json:"sha256,omitempty" jsonschema:"pattern=^[0-9a-fA-F]{64}$"` // sent as sha256Value
+	OSTypes     []string `json:"osTypes,omitempty" jsonschema:"minItems=1,uniqueItems=true,enum=windows,enum=macos,enum=linux,enum=windows_legacy"`
+	Description string   `json:"description,omitempty" jsonschema:"maxLength=4096,pattern=^[^\\x00-\\x1f\\x7f-\\x9f]*$"`
 	Scope       *Scope   `json:"scope,omitempty"`
 }
 

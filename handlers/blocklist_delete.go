@@ -10,8 +10,8 @@ import (
 // blocklist entries), or Hash, whose entries in Scope (every scope the token
 // sees when nil) are looked up first.
 type BlocklistDeleteRequest struct {
-	IDs   []string `json:"ids,omitempty"`
-	Hash  string   `json:"hash,omitempty"` // SHA1
+	IDs   []string `json:"ids,omitempty" jsonschema:"oneof_required=ids,minItems=1,maxItems=5000,pattern=^[1-9][0-9]{17\\,19}$"`
+	Hash  string   `json:"hash,omitempty" jsonschema:"oneof_required=hash,pattern=^[0-9a-fA-F]{40}$"` // SHA1
 	Scope *Scope   `json:"scope,omitempty"`
 }
 

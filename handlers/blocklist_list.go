@@ -11,8 +11,8 @@ import (
 // looks at every scope the token sees.
 type BlocklistListRequest struct {
 	ListParams
-	Hash    string   `json:"hash,omitempty"` // SHA1
-	OSTypes []string `json:"osTypes,omitempty"`
+	Hash    string   `json:"hash,omitempty" jsonschema:"pattern=^[0-9a-fA-F]{40}$"` // SHA1
+	OSTypes []string `json:"osTypes,omitempty" jsonschema:"uniqueItems=true,enum=windows,enum=macos,enum=linux,enum=windows_legacy"`
 	Scope   *Scope   `json:"scope,omitempty"`
 }
 

@@ -11,10 +11,10 @@ import (
 // Query searches names and descriptions; Type is static, dynamic or pinned.
 type GroupsListRequest struct {
 	ListParams
-	SiteIDs []string `json:"siteIds,omitempty"`
-	Name    string   `json:"name,omitempty"`
-	Query   string   `json:"query,omitempty"`
-	Type    string   `json:"type,omitempty"`
+	SiteIDs []string `json:"siteIds,omitempty" jsonschema:"maxItems=500,pattern=^[1-9][0-9]{17\\,19}$"`
+	Name    string   `json:"name,omitempty" jsonschema:"maxLength=4096,pattern=^[^\\x00-\\x1f\\x7f-\\x9f]*$"`
+	Query   string   `json:"query,omitempty" jsonschema:"maxLength=4096,pattern=^[^\\x00-\\x1f\\x7f-\\x9f]*$"`
+	Type    string   `json:"type,omitempty" jsonschema:"enum=static,enum=dynamic,enum=pinned"`
 }
 
 // Validate checks r.

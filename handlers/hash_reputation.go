@@ -10,7 +10,7 @@ import (
 // HashReputationRequest is the request of hash.reputation.
 type HashReputationRequest struct {
 	// Hash is a SHA1, in any case; it is lower-cased by Validate.
-	Hash string `json:"hash"`
+	Hash string `json:"hash" jsonschema:"pattern=^[0-9a-fA-F]{40}$"`
 }
 
 // Validate checks and normalises r.
@@ -26,7 +26,7 @@ func (r *HashReputationRequest) Validate() (err error) {
 type HashReputationReply struct {
 	Hash    string `json:"hash"`
 	Verdict string `json:"verdict"`
-	Rank    *int   `json:"rank"`
+	Rank    *int   `json:"rank" jsonschema:"minimum=0,maximum=10,nullable"`
 }
 
 func hashReputation(ctx context.Context, env *Env, r *HashReputationRequest) (*HashReputationReply, error) {

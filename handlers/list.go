@@ -27,8 +27,8 @@ const (
 // previous reply's nextCursor pointed; All follows cursors until the list
 // ends or the reply would outgrow Env.MaxReplyBytes.
 type ListParams struct {
-	Limit  *int   `json:"limit,omitempty"`
-	Cursor string `json:"cursor,omitempty"`
+	Limit  *int   `json:"limit,omitempty" jsonschema:"minimum=1,maximum=1000,default=100"`
+	Cursor string `json:"cursor,omitempty" jsonschema:"maxLength=4096,pattern=^[^\\x00-\\x1f\\x7f-\\x9f]*$"`
 	All    bool   `json:"all,omitempty"`
 }
 
@@ -59,7 +59,7 @@ func (p *ListParams) PageSize() int {
 // resumes at the first item left out.
 type ListReply struct {
 	Items      []json.RawMessage `json:"items"`
-	NextCursor *string           `json:"nextCursor"`
+	NextCursor *string           `json:"nextCursor" jsonschema:"nullable"`
 	TotalItems int               `json:"totalItems"`
 	Truncated  bool              `json:"truncated"`
 }

@@ -33,9 +33,9 @@ const (
 // PollInterval are Go durations ("90s", "12h"); empty means the console's
 // monitor.default_timeout and monitor.poll_interval.
 type ThreatsMonitorRequest struct {
-	ThreatID     string `json:"threatId"`
-	Timeout      string `json:"timeout,omitempty"`
-	PollInterval string `json:"pollInterval,omitempty"`
+	ThreatID     string `json:"threatId" jsonschema:"pattern=^[1-9][0-9]{17\\,19}$"`
+	Timeout      string `json:"timeout,omitempty" jsonschema:"pattern=^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$,example=12h"`
+	PollInterval string `json:"pollInterval,omitempty" jsonschema:"pattern=^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$,example=30s"`
 
 	timeout, pollInterval time.Duration // parsed by Validate
 }
@@ -94,7 +94,7 @@ type MonitorSpec struct {
 type MonitorReply struct {
 	MonitorID string    `json:"monitorId"`
 	ThreatID  string    `json:"threatId"`
-	State     string    `json:"state"` // MonitorWatching or MonitorResolved
+	State     string    `json:"state" jsonschema:"enum=watching,enum=resolved"` // MonitorWatching or MonitorResolved
 	Deadline  time.Time `json:"deadline"`
 	Subject   string    `json:"subject"`
 }
@@ -129,7 +129,7 @@ func (r *MonitorsListRequest) Validate() error {
 
 // MonitorsCancelRequest is the request of monitors.cancel.
 type MonitorsCancelRequest struct {
-	MonitorID string `json:"monitorId"`
+	MonitorID string `json:"monitorId" jsonschema:"maxLength=64,pattern=^[A-Za-z0-9_-]+$"`
 }
 
 // maxMonitorIDLen bounds a monitor id: s1bridge's are 24 characters.

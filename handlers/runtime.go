@@ -67,11 +67,11 @@ type IngestStatusReply struct {
 type IngestProgress struct {
 	Leader     bool       `json:"leader"`   // this replica holds the lease
 	LeaderID   string     `json:"leaderId"` // the replica that does, "" when none
-	Watermark  *time.Time `json:"watermark"`
-	LastPollAt *time.Time `json:"lastPollAt"`
+	Watermark  *time.Time `json:"watermark" jsonschema:"nullable"`
+	LastPollAt *time.Time `json:"lastPollAt" jsonschema:"nullable"`
 	LastError  string     `json:"lastError"`
-	Published  int64      `json:"published"` // events this process stored since it started
-	LagSeconds *float64   `json:"lagSeconds"`
+	Published  int64      `json:"published" jsonschema:"minimum=0"` // events this process stored since it started
+	LagSeconds *float64   `json:"lagSeconds" jsonschema:"nullable"`
 }
 
 // ingestStatus answers ingest.status from the runtime.

@@ -8,10 +8,10 @@ import (
 // or the given sites, accounts or groups. Exactly one kind is set: tenant
 // true, or one non-empty id list.
 type Scope struct {
-	Tenant     bool     `json:"tenant,omitempty"`
-	SiteIDs    []string `json:"siteIds,omitempty"`
-	AccountIDs []string `json:"accountIds,omitempty"`
-	GroupIDs   []string `json:"groupIds,omitempty"`
+	Tenant     bool     `json:"tenant,omitempty" jsonschema:"oneof_required=tenant" jsonschema_extras:"const=true"`
+	SiteIDs    []string `json:"siteIds,omitempty" jsonschema:"oneof_required=siteIds,minItems=1,maxItems=500,pattern=^[1-9][0-9]{17\\,19}$"`
+	AccountIDs []string `json:"accountIds,omitempty" jsonschema:"oneof_required=accountIds,minItems=1,maxItems=500,pattern=^[1-9][0-9]{17\\,19}$"`
+	GroupIDs   []string `json:"groupIds,omitempty" jsonschema:"oneof_required=groupIds,minItems=1,maxItems=500,pattern=^[1-9][0-9]{17\\,19}$"`
 }
 
 // validate checks that s names exactly one kind of scope with valid ids.

@@ -12,10 +12,10 @@ import (
 // names and descriptions.
 type SitesListRequest struct {
 	ListParams
-	SiteIDs []string `json:"siteIds,omitempty"`
-	Name    string   `json:"name,omitempty"`
-	State   string   `json:"state,omitempty"`
-	Query   string   `json:"query,omitempty"`
+	SiteIDs []string `json:"siteIds,omitempty" jsonschema:"maxItems=500,pattern=^[1-9][0-9]{17\\,19}$"`
+	Name    string   `json:"name,omitempty" jsonschema:"maxLength=4096,pattern=^[^\\x00-\\x1f\\x7f-\\x9f]*$"`
+	State   string   `json:"state,omitempty" jsonschema:"enum=active,enum=expired,enum=deleted"`
+	Query   string   `json:"query,omitempty" jsonschema:"maxLength=4096,pattern=^[^\\x00-\\x1f\\x7f-\\x9f]*$"`
 }
 
 // Validate checks r.
@@ -33,7 +33,7 @@ func (r *SitesListRequest) Validate() error {
 // summary ({activeLicenses, totalLicenses}) as it sent it.
 type SitesListReply struct {
 	ListReply
-	AllSites json.RawMessage `json:"allSites"`
+	AllSites json.RawMessage `json:"allSites" jsonschema:"type=object,nullable"`
 }
 
 // AppendJSON appends r's JSON encoding to b; see ListReply.AppendJSON.

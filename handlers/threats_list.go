@@ -12,21 +12,21 @@ import (
 // exclusive.
 type ThreatsListRequest struct {
 	ListParams
-	IDs              []string `json:"ids,omitempty"`
-	ComputerName     string   `json:"computerName,omitempty"`
-	IncidentStatuses []string `json:"incidentStatuses,omitempty"`
-	AnalystVerdicts  []string `json:"analystVerdicts,omitempty"`
-	Classifications  []string `json:"classifications,omitempty"`
-	SiteIDs          []string `json:"siteIds,omitempty"`
-	GroupIDs         []string `json:"groupIds,omitempty"`
-	AccountIDs       []string `json:"accountIds,omitempty"`
-	CreatedAfter     string   `json:"createdAfter,omitempty"`
-	CreatedBefore    string   `json:"createdBefore,omitempty"`
-	UpdatedAfter     string   `json:"updatedAfter,omitempty"`
-	UpdatedBefore    string   `json:"updatedBefore,omitempty"`
-	Query            string   `json:"query,omitempty"`
-	SortBy           string   `json:"sortBy,omitempty"`
-	SortOrder        string   `json:"sortOrder,omitempty"`
+	IDs              []string `json:"ids,omitempty" jsonschema:"maxItems=5000,pattern=^[1-9][0-9]{17\\,19}$"`
+	ComputerName     string   `json:"computerName,omitempty" jsonschema:"maxLength=4096,pattern=^[^\\,\\x00-\\x1f\\x7f-\\x9f]*$"`
+	IncidentStatuses []string `json:"incidentStatuses,omitempty" jsonschema:"uniqueItems=true,enum=unresolved,enum=in_progress,enum=resolved"`
+	AnalystVerdicts  []string `json:"analystVerdicts,omitempty" jsonschema:"uniqueItems=true,enum=undefined,enum=true_positive,enum=false_positive,enum=suspicious"`
+	Classifications  []string `json:"classifications,omitempty" jsonschema:"maxItems=500,minLength=1,maxLength=4096,pattern=^[^\\,\\x00-\\x1f\\x7f-\\x9f]*$"`
+	SiteIDs          []string `json:"siteIds,omitempty" jsonschema:"maxItems=500,pattern=^[1-9][0-9]{17\\,19}$"`
+	GroupIDs         []string `json:"groupIds,omitempty" jsonschema:"maxItems=500,pattern=^[1-9][0-9]{17\\,19}$"`
+	AccountIDs       []string `json:"accountIds,omitempty" jsonschema:"maxItems=500,pattern=^[1-9][0-9]{17\\,19}$"`
+	CreatedAfter     string   `json:"createdAfter,omitempty" jsonschema:"format=date-time"`
+	CreatedBefore    string   `json:"createdBefore,omitempty" jsonschema:"format=date-time"`
+	UpdatedAfter     string   `json:"updatedAfter,omitempty" jsonschema:"format=date-time"`
+	UpdatedBefore    string   `json:"updatedBefore,omitempty" jsonschema:"format=date-time"`
+	Query            string   `json:"query,omitempty" jsonschema:"maxLength=4096,pattern=^[^\\x00-\\x1f\\x7f-\\x9f]*$"`
+	SortBy           string   `json:"sortBy,omitempty" jsonschema:"enum=id,enum=createdAt,enum=updatedAt,enum=mitigationStatus,enum=fileDisplayName,enum=agentVersion,enum=agentMachineType,enum=siteId,enum=siteName,enum=agentComputerName,enum=filePath,enum=contentHash,enum=collectionId,enum=classification,enum=createdDate,enum=cloudAccount,enum=cloudImage,enum=cloudInstanceId,enum=cloudInstanceSize,enum=cloudLocation,enum=cloudNetwork"`
+	SortOrder        string   `json:"sortOrder,omitempty" jsonschema:"enum=asc,enum=desc"`
 
 	created, updated timeRange
 }

@@ -8,9 +8,9 @@ import (
 // ThreatsUpdateRequest is the request of threats.update: ThreatIDs and at
 // least one of IncidentStatus and AnalystVerdict.
 type ThreatsUpdateRequest struct {
-	ThreatIDs      []string `json:"threatIds"`
-	IncidentStatus string   `json:"incidentStatus,omitempty"`
-	AnalystVerdict string   `json:"analystVerdict,omitempty"`
+	ThreatIDs      []string `json:"threatIds" jsonschema:"minItems=1,maxItems=5000,pattern=^[1-9][0-9]{17\\,19}$"`
+	IncidentStatus string   `json:"incidentStatus,omitempty" jsonschema:"anyof_required=incidentStatus,enum=unresolved,enum=in_progress,enum=resolved"`
+	AnalystVerdict string   `json:"analystVerdict,omitempty" jsonschema:"anyof_required=analystVerdict,enum=undefined,enum=true_positive,enum=false_positive,enum=suspicious"`
 }
 
 // Validate checks r.
@@ -30,7 +30,7 @@ func (r *ThreatsUpdateRequest) Validate() error {
 // e.g. [{"threatId":"…","result":"updated","analystVerdict":"updated"}].
 type ThreatsUpdateReply struct {
 	Affected int             `json:"affected"`
-	Details  json.RawMessage `json:"details"`
+	Details  json.RawMessage `json:"details" jsonschema:"type=array,nullable"`
 }
 
 // threatsUpdate makes one call: /threats/incident when a status is given,

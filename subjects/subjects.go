@@ -166,8 +166,11 @@ func KVSubject(bucket, key string) string { return kvSubjectPrefix + bucket + ".
 // that holds the object, and the middle of its CloudEvents types.
 type Entity string
 
-// EntityThreat is a threat (DESIGN.md §6).
-const EntityThreat Entity = "threat"
+// The entities ingestion publishes.
+const (
+	EntityThreat Entity = "threat" // DESIGN.md §6
+	EntityAlert  Entity = "alert"  // a UAM alert, DESIGN.md §10
+)
 
 // KV keys. Threat keys keep the names they had before other entities
 // (DESIGN.md §10), so that a rolling upgrade finds its state.
@@ -262,6 +265,9 @@ func ValidToken(s string) bool { return tokenRE.MatchString(s) }
 // call New.
 type Subjects struct {
 	prefix string
+	// template: the builder of Template, whose values are {name}
+	// placeholders that SafeToken must leave as they are.
+	template bool
 }
 
 // New returns the subject builder for prefix, or an error when the prefix is
@@ -307,7 +313,7 @@ func (s Subjects) ConsoleEvents(console string) string {
 func (s Subjects) EntityEvent(console string, e Entity, id, kind, to string) string {
 	subj := s.prefix + "." + console + ".event." + string(e) + "." + id + "." + kind
 	if to != "" {
-		subj += "." + SafeToken(to)
+		subj += "." + s.token(to)
 	}
 	return subj
 }

@@ -1,6 +1,7 @@
 package subjects
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -121,5 +122,63 @@ func TestNames(t *testing.T) {
 		if got, ok := PrefixOfEvents(subject); got != want || ok != (want != "") {
 			t.Errorf("PrefixOfEvents(%q) = %q %t, want %q", subject, got, ok, want)
 		}
+	}
+}
+
+func TestEventGrammar(t *testing.T) {
+	s, _ := New("s1")
+	at := time.Date(2024, 5, 1, 8, 0, 0, 123456000, time.FixedZone("CEST", 2*3600))
+	for _, tc := range []struct{ got, want string }{
+		{s.AlertEvent("main", "a1", KindCreated, ""), "s1.main.event.alert.a1.created"},
+		{s.AlertEvent("main", "a1", KindStatus, "in_progress"), "s1.main.event.alert.a1.status.in_progress"},
+		{s.AlertEvent("main", "a1", KindVerdict, "a.b"), "s1.main.event.alert.a1.verdict.a_b"},
+		{s.ActionOutcomeEvent("main", "t1", OutcomeCompleted), "s1.main.event.action.t1.completed"},
+		{s.ActionOutcomeWildcard("main", "t1"), "s1.main.event.action.t1.*"},
+		{s.TokenExpiringEvent("eu"), "s1.eu.event.console.token_expiring"},
+		{s.Audit("main", "agents.connect", PhaseRequested), "s1.main.audit.agents.connect.requested"},
+		{s.AuditWildcard(), "s1.*.audit.>"},
+		{s.EventsStream(), "S1_EVENTS"},
+		{s.AuditStream(), "S1_AUDIT"},
+		{ActionOutcomeType(OutcomeTimedOut), TypeActionTimedOut},
+		{ActionOutcomeType(OutcomeFailed), TypeActionFailed},
+		{AuditType(PhaseRefused), TypeAuditRefused},
+		{CreatedEventID("main", EntityThreat, "1"), "main/1/created"},
+		{ChangeEventID("main", EntityThreat, "1", "incidentStatus", "resolved", at), "main/1/incidentStatus/resolved/2024-05-01T06:00:00.123456Z"},
+		{MonitorEventID("main", "m1", OutcomeCancelled), "main/monitor/m1/cancelled"},
+		{CreatedEventID("main", EntityAlert, "a1"), "main/alert/a1/created"},
+		{ChangeEventID("main", EntityAlert, "a1", "status", "resolved", at), "main/alert/a1/status/resolved/2024-05-01T06:00:00.123456Z"},
+		{ActionOutcomeID("main", "t1", OutcomeFailed), "main/action/t1/failed"},
+		{AuditID("main", "k", PhaseCompleted), "main/audit/k/completed"},
+		{TokenExpiringID("main", at, at), "main/token/2024-05-01T06:00:00Z/2024-05-01"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
+
+// TestTemplate checks that a Template pattern, with its placeholders
+// replaced by values, is the subject the builder makes of those values, and
+// that a real builder still makes placeholders safe.
+func TestTemplate(t *testing.T) {
+	s, _ := New("s1")
+	tpl := Template()
+	fill := strings.NewReplacer(ParamPrefix, "s1", ParamConsole, "main", "{id}", "42", "{to}", "in_progress", "{outcome}", OutcomeTimedOut, "{action}", "agents.connect")
+	for _, tc := range []struct{ pattern, real string }{
+		{tpl.Action(ParamConsole, "agents.list"), s.Action("main", "agents.list")},
+		{tpl.ThreatEvent(ParamConsole, "{id}", KindStatus, "{to}"), s.ThreatEvent("main", "42", KindStatus, "in_progress")},
+		{tpl.ThreatEvent(ParamConsole, "{id}", KindCreated, ""), s.ThreatEvent("main", "42", KindCreated, "")},
+		{tpl.MonitorEvent(ParamConsole, "{id}", "{outcome}"), s.MonitorEvent("main", "42", OutcomeTimedOut)},
+		{tpl.AlertEvent(ParamConsole, "{id}", KindStatus, "{to}"), s.AlertEvent("main", "42", KindStatus, "in_progress")},
+		{tpl.ActionOutcomeEvent(ParamConsole, "{id}", "{outcome}"), s.ActionOutcomeEvent("main", "42", OutcomeTimedOut)},
+		{tpl.TokenExpiringEvent(ParamConsole), s.TokenExpiringEvent("main")},
+		{tpl.Audit(ParamConsole, "{action}", PhaseRequested), s.Audit("main", "agents.connect", PhaseRequested)},
+	} {
+		if got := fill.Replace(tc.pattern); got != tc.real {
+			t.Errorf("pattern %q filled is %q, want %q", tc.pattern, got, tc.real)
+		}
+	}
+	if got := s.ThreatEvent("main", "1", KindStatus, "{to}"); got != "s1.main.event.threat.1.status._to_" {
+		t.Errorf("a real builder kept a placeholder-like value: %q", got)
 	}
 }

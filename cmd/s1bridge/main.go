@@ -5,6 +5,7 @@
 //	s1bridge emulator [--listen ADDR] [--token T]
 //	s1bridge call     ACTION [JSON] [--console NAME] [--server URL]
 //	s1bridge check    [--config FILE]
+//	s1bridge schema   [--format yaml|json] [--prefix P]
 //	s1bridge version
 //
 // main stays thin: it parses flags, loads configuration, builds the logger
@@ -31,6 +32,8 @@ Usage:
   s1bridge call     ACTION [JSON] [--console NAME] [--server URL] [--timeout D]
                                          send one action request and print the reply
   s1bridge check    [--config FILE]      validate config, reach NATS and every console
+  s1bridge schema   [--format yaml|json] [--prefix P]
+                                         print the AsyncAPI 3.0 document of every action and event
   s1bridge version                       version, commit and Go version
 
 Every configuration key can be overridden with S1BRIDGE_<KEY PATH>, levels
@@ -73,6 +76,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdCall(ctx, rest, stdout, stderr)
 	case "check":
 		return cmdCheck(ctx, rest, stdout, stderr)
+	case "schema":
+		return cmdSchema(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		return cmdVersion(stdout)
 	case "help", "--help", "-h":
