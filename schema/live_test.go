@@ -144,7 +144,7 @@ func readEvents(t *testing.T, e *testenv.Env) map[string]int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := js.OrderedConsumer(ctx, e.Cfg.Streams.Events.Name, jetstream.OrderedConsumerConfig{})
+	cons, err := js.OrderedConsumer(ctx, e.Cfg.EventsStreamName(), jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

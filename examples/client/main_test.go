@@ -22,7 +22,7 @@ func TestClientAgainstDemoParts(t *testing.T) {
 	}
 	e := testenv.Start(t, testenv.IngestOn)
 	testenv.WaitFor(t, 20*time.Second, "ingested threats", func() bool {
-		return testenv.StreamMsgs(e.NC, e.Cfg.Streams.Events.Name) >= 10
+		return testenv.StreamMsgs(e.NC, e.Cfg.EventsStreamName()) >= 10
 	})
 	runClient := func(args ...string) (string, error) {
 		t.Helper()
