@@ -127,6 +127,15 @@ type (
 		// DryRun makes mutating actions validate, log and reply with what
 		// they would do, without calling SentinelOne.
 		DryRun bool `koanf:"dry_run"`
+		// Idempotency makes a mutating request run at most once per
+		// (console, CloudEvents source, id) within IdempotencyWindow, on
+		// any replica (DESIGN.md §12). Turning it off is for measuring what
+		// it costs; a retried request then runs again.
+		Idempotency bool `koanf:"idempotency"`
+		// IdempotencyWindow is how long the outcome of a mutating request
+		// is kept for its repeats: the TTL of the requests bucket. It must
+		// be longer than ActionTimeout.
+		IdempotencyWindow time.Duration `koanf:"idempotency_window"`
 	}
 
 	// Console is one SentinelOne console. Exactly one of APIToken and
@@ -220,7 +229,26 @@ type (
 
 	// Streams configures the JetStream streams the connector creates.
 	Streams struct {
-		Events Stream `koanf:"events"`
+		Events Stream      `koanf:"events"`
+		Audit  AuditStream `koanf:"audit"`
+	}
+
+	// AuditStream is the audit stream of DESIGN.md §12: every execution
+	// and refusal of a mutating action. Its replicas and storage are the
+	// events stream's; its de-duplication window is
+	// service.idempotency_window (at most MaxAge), so that a repeat of a
+	// request never writes a record twice.
+	AuditStream struct {
+		// Enabled writes the audit records, and makes a mutating action
+		// fail closed (503) when its requested record cannot be stored.
+		// Turning it off is an explicit choice of the operator: nothing is
+		// then recorded of who ran what.
+		Enabled bool `koanf:"enabled"`
+		// Name is the stream's name; empty means the prefix's
+		// (AuditStreamName).
+		Name string `koanf:"name"`
+		// MaxAge is how long records are kept; 0 keeps them forever.
+		MaxAge time.Duration `koanf:"max_age"`
 	}
 
 	// Stream is a JetStream stream's settings.
@@ -270,6 +298,9 @@ func Default() *Config {
 			QueueGroup:    "s1bridge",
 			MaxInFlight:   256,
 			ActionTimeout: 30 * time.Second,
+
+			Idempotency:       true,
+			IdempotencyWindow: 24 * time.Hour,
 		},
 		Consoles: map[string]Console{"main": main},
 		Streams: Streams{Events: Stream{
@@ -278,6 +309,10 @@ func Default() *Config {
 			MaxAge:     720 * time.Hour,
 			Duplicates: 10 * time.Minute,
 			Storage:    StorageFile,
+		}, Audit: AuditStream{
+			Enabled: true,
+			Name:    "", // the prefix's: AuditStreamName
+			MaxAge:  8760 * time.Hour,
 		}},
 		HTTP: HTTP{Listen: "127.0.0.1:8080"},
 		Log:  Log{Level: LevelInfo, Format: FormatText, Output: OutputStderr},
@@ -372,6 +407,31 @@ func (c *Config) EventsStreamName() string {
 		return ""
 	}
 	return s.EventsStream()
+}
+
+// AuditStreamName is the name of the audit stream: streams.audit.name, or
+// when that is empty the prefix's (S1_AUDIT with prefix s1, DESIGN.md §9,
+// §12). It is "" for an invalid prefix, which Validate refuses.
+func (c *Config) AuditStreamName() string {
+	if c.Streams.Audit.Name != "" {
+		return c.Streams.Audit.Name
+	}
+	s, err := subjects.New(c.Subjects.Prefix)
+	if err != nil {
+		return ""
+	}
+	return s.AuditStream()
+}
+
+// AuditDuplicates is the audit stream's de-duplication window:
+// service.idempotency_window, cut to streams.audit.max_age when that is
+// shorter (JetStream refuses a window longer than the messages live).
+func (c *Config) AuditDuplicates() time.Duration {
+	d := c.Service.IdempotencyWindow
+	if m := c.Streams.Audit.MaxAge; m > 0 && m < d {
+		d = m
+	}
+	return d
 }
 
 // Warnings returns what Load found worth telling but not worth refusing to

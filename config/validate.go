@@ -49,6 +49,7 @@ func (c *Config) validate(p *problems) {
 	c.Service.validate(p)
 	c.validateConsoles(p)
 	c.Streams.Events.validate(p, "streams.events")
+	c.validateAudit(p)
 	if err := checkListen(c.HTTP.Listen); err != nil {
 		p.add("http.listen", err)
 	}
@@ -122,6 +123,24 @@ func (s *Service) validate(p *problems) {
 	}
 	intRange(p, "service.max_in_flight", s.MaxInFlight, 1, MaxInFlightMax)
 	positive(p, "service.action_timeout", s.ActionTimeout)
+	// A record must outlive the request it is about, or a repeat arriving
+	// while the first still runs would find nothing and run it again.
+	if s.IdempotencyWindow <= s.ActionTimeout {
+		p.add("service.idempotency_window", fmt.Errorf("%s must be more than service.action_timeout %s", s.IdempotencyWindow, s.ActionTimeout))
+	}
+}
+
+func (c *Config) validateAudit(p *problems) {
+	a := c.Streams.Audit
+	if a.Name != "" && !subjects.ValidToken(a.Name) {
+		p.addf("streams.audit.name", "must be a stream name of [A-Za-z0-9_-], or empty for the prefix's")
+	}
+	if a.MaxAge < 0 {
+		p.addf("streams.audit.max_age", "must not be negative (0 keeps records forever)")
+	}
+	if name := c.AuditStreamName(); name != "" && name == c.EventsStreamName() {
+		p.add("streams.audit.name", fmt.Errorf("%s is also the events stream (streams.events.name): the audit records need a stream of their own", name))
+	}
 }
 
 func (c *Config) validateConsoles(p *problems) {

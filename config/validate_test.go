@@ -75,6 +75,35 @@ func TestEventsStreamName(t *testing.T) {
 	}
 }
 
+// TestAuditStreamName: the audit stream is named after the prefix unless
+// streams.audit.name says otherwise, and de-duplicates over the
+// idempotency window, cut to its max_age.
+func TestAuditStreamName(t *testing.T) {
+	c := Default()
+	if got := c.AuditStreamName(); got != "S1_AUDIT" {
+		t.Errorf("default stream %q, want S1_AUDIT", got)
+	}
+	c.Subjects.Prefix = "nc"
+	if got := c.AuditStreamName(); got != "NC_AUDIT" {
+		t.Errorf("stream of prefix nc %q, want NC_AUDIT", got)
+	}
+	c.Streams.Audit.Name = "WHO_DID_WHAT"
+	if got := c.AuditStreamName(); got != "WHO_DID_WHAT" {
+		t.Errorf("stream %q, want the configured WHO_DID_WHAT", got)
+	}
+	if got := c.AuditDuplicates(); got != 24*time.Hour {
+		t.Errorf("duplicates window %s, want the idempotency window 24h", got)
+	}
+	c.Streams.Audit.MaxAge = time.Hour
+	if got := c.AuditDuplicates(); got != time.Hour {
+		t.Errorf("duplicates window %s, want max_age 1h", got)
+	}
+	c.Streams.Audit.MaxAge = 0
+	if got := c.AuditDuplicates(); got != 24*time.Hour {
+		t.Errorf("duplicates window %s with records kept forever, want 24h", got)
+	}
+}
+
 func TestValidateErrors(t *testing.T) {
 	console := func(edit func(m *Console)) func(c *Config) {
 		return func(c *Config) {
@@ -143,6 +172,10 @@ func TestValidateErrors(t *testing.T) {
 		{"duplicates", func(c *Config) { c.Streams.Events.Duplicates = 0 }, "streams.events.duplicates: must be more than 0"},
 		{"duplicates over max age", func(c *Config) { c.Streams.Events.MaxAge = time.Minute }, "streams.events.duplicates: 10m0s is more than max_age 1m0s"},
 		{"storage", func(c *Config) { c.Streams.Events.Storage = "disk" }, `streams.events.storage: "disk" is not one of file, memory`},
+		{"idempotency window", func(c *Config) { c.Service.IdempotencyWindow = 30 * time.Second }, "service.idempotency_window: 30s must be more than service.action_timeout 30s"},
+		{"audit stream name", func(c *Config) { c.Streams.Audit.Name = "S1.AUDIT" }, "streams.audit.name: must be"},
+		{"audit stream is the events stream", func(c *Config) { c.Streams.Audit.Name = "S1_EVENTS" }, "streams.audit.name: S1_EVENTS is also the events stream"},
+		{"audit max age", func(c *Config) { c.Streams.Audit.MaxAge = -1 }, "streams.audit.max_age: must not be negative"},
 		{"http listen", func(c *Config) { c.HTTP.Listen = "localhost" }, "http.listen: not host:port"},
 		{"log level", func(c *Config) { c.Log.Level = "trace" }, `log.level: "trace" is not one of debug, info, warn, error`},
 		{"log format", func(c *Config) { c.Log.Format = "logfmt" }, `log.format: "logfmt" is not one of text, json`},
