@@ -46,3 +46,13 @@ func AuditKey(hash string, attempt int) string {
 	}
 	return hash + "-" + strconv.Itoa(attempt)
 }
+
+// PrefixOfAudit returns the prefix whose AuditWildcard subject is, and
+// whether it is one: how a stream's subjects tell whose audit it holds.
+func PrefixOfAudit(subject string) (string, bool) {
+	prefix, ok := strings.CutSuffix(subject, ".*.audit.>")
+	if !ok || !ValidToken(prefix) {
+		return "", false
+	}
+	return prefix, true
+}

@@ -217,3 +217,15 @@ func TestRequestNames(t *testing.T) {
 		}
 	}
 }
+
+func TestPrefixOfAudit(t *testing.T) {
+	s, _ := New("acme")
+	if p, ok := PrefixOfAudit(s.AuditWildcard()); !ok || p != "acme" {
+		t.Errorf("PrefixOfAudit(%q) = %q, %v", s.AuditWildcard(), p, ok)
+	}
+	for _, bad := range []string{s.EventsWildcard(), "a.b.*.audit.>", "*.audit.>", ".*.audit.>"} {
+		if p, ok := PrefixOfAudit(bad); ok {
+			t.Errorf("PrefixOfAudit(%q) = %q, want not an audit wildcard", bad, p)
+		}
+	}
+}
