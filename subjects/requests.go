@@ -47,6 +47,19 @@ func AuditKey(hash string, attempt int) string {
 	return hash + "-" + strconv.Itoa(attempt)
 }
 
+// Tags of an AuditKeyTagged key.
+const (
+	// AuditTagDryRun marks the audit records of a dry run, which are kept
+	// apart from those of a real run of the same request.
+	AuditTagDryRun = "dry"
+)
+
+// AuditKeyTagged is the <key> of the audit ids of an execution that the
+// idempotency layer does not number: "<hash>-<tag>", with AuditTagDryRun
+// for a dry run, or a tag unique to the execution when idempotency is off
+// (every execution of a repeated request then runs, and is audited).
+func AuditKeyTagged(hash, tag string) string { return hash + "-" + tag }
+
 // PrefixOfAudit returns the prefix whose AuditWildcard subject is, and
 // whether it is one: how a stream's subjects tell whose audit it holds.
 func PrefixOfAudit(subject string) (string, bool) {
