@@ -64,6 +64,7 @@ type Connector struct {
 	embedded *Embedded
 	svc      *service
 	disp     *dispatcher
+	guards   guards // idempotency and audit of the mutating actions
 	// st and consoles are set by Start before the endpoints are registered
 	// and the loops started, and read-only after; mu guards them for
 	// /readyz, which serves from the start.
@@ -228,6 +229,7 @@ func (c *Connector) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.buildGuards(st)
 	c.mu.Lock()
 	c.st, c.consoles = st, consoles
 	c.mu.Unlock()
@@ -369,7 +371,7 @@ func (c *Connector) buildConsoles(st *store.Store) (map[string]*console, error) 
 			name: name, cfg: cc, health: health,
 			env: &handlers.Env{
 				Console: name, Client: client, MaxReplyBytes: maxReply,
-				DryRun: c.cfg.Service.DryRun, Logger: log, Runtime: c,
+				DryRun: c.cfg.Service.DryRun, MaxTargets: cc.Actions.MaxTargets, Logger: log, Runtime: c,
 			},
 		}
 		// Every console has its ingesters, so that ingest.status answers

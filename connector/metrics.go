@@ -31,6 +31,8 @@ type metrics struct {
 	polls          *prometheus.CounterVec
 	lag            *prometheus.GaugeVec
 	monitors       *prometheus.GaugeVec
+	auditFailures  *prometheus.CounterVec
+	replays        *prometheus.CounterVec
 
 	mu         sync.Mutex
 	watermarks map[string]time.Time // console → watermark, for the age gauge
@@ -74,9 +76,15 @@ func newMetrics() *metrics {
 	m.monitors = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "s1bridge_monitors_active", Help: "Active threat monitors.",
 	}, []string{"console"})
+	m.auditFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "s1bridge_audit_failures_total", Help: "Audit records of mutating actions that could not be stored (a requested record's failure answered 503).",
+	}, []string{"console"})
+	m.replays = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "s1bridge_idempotent_replays_total", Help: "Repeats of mutating requests answered with the first request's stored reply, running nothing.",
+	}, []string{"console"})
 	for _, c := range []prometheus.Collector{
 		m.actionRequests, m.actionDuration, m.upstream, m.upstreamDur, m.retries, m.rateWait,
-		m.published, m.duplicates, m.polls, m.lag, m.monitors,
+		m.published, m.duplicates, m.polls, m.lag, m.monitors, m.auditFailures, m.replays,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		f(c)
@@ -146,7 +154,15 @@ func (m *metrics) initConsole(console string) {
 	m.rateWait.WithLabelValues(console)
 	m.monitors.WithLabelValues(console).Set(0)
 	m.lag.WithLabelValues(console).Set(0) // 0 until the first complete poll
+	m.auditFailures.WithLabelValues(console)
+	m.replays.WithLabelValues(console)
 }
+
+// AuditFailed implements audit.Observer.
+func (m *metrics) AuditFailed(console, _ string) { m.auditFailures.WithLabelValues(console).Inc() }
+
+// Replayed implements idempotency.Observer.
+func (m *metrics) Replayed(console string) { m.replays.WithLabelValues(console).Inc() }
 
 // clientObserver counts one console's SentinelOne calls, and initialises
 // the console's series (initConsole).
