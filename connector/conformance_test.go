@@ -101,6 +101,14 @@ func conformanceCases() []conformanceCase {
 		{"monitors.list", `{"limit":5}`, nil, ""},
 		{"monitors.cancel", "(prepared)", []string{"GET /threats"}, "/threats"},
 		{"ingest.status", `{}`, nil, ""},
+		{"threats.mitigate", `{"threatIds":["` + someID + `"],"action":"kill"}`, []string{"POST /threats/mitigate/kill"}, "/threats/mitigate"},
+		{"threats.notes.add", `{"threatIds":["` + someID + `"],"text":"conformance"}`, []string{"POST /threats/notes"}, "/threats/notes"},
+		{"threats.notes.list", `{"threatId":"` + someID + `","limit":5}`, []string{"GET /threats/" + someID + "/notes"}, "/threats/" + someID + "/notes"},
+		{"threats.timeline", `{"threatId":"` + someID + `","limit":5}`, []string{"GET /threats/" + someID + "/timeline"}, "/threats/" + someID + "/timeline"},
+		{"threats.fetch_file", `{"threatIds":["` + someID + `"],"password":"Zip-Pass-2024!x9"}`, []string{"POST /threats/fetch-file"}, "/threats/fetch-file"},
+		{"agents.scan.start", `{"agentIds":["` + someID + `"]}`, []string{"POST /agents/actions/initiate-scan"}, "/agents/actions/initiate-scan"},
+		{"agents.scan.abort", `{"agentIds":["` + someID + `"]}`, []string{"POST /agents/actions/abort-scan"}, "/agents/actions/abort-scan"},
+		{"agents.count", `{"osTypes":["windows"]}`, []string{"GET /agents/count"}, "/agents/count"},
 	}
 }
 
@@ -314,6 +322,9 @@ func TestRecordedRequestsFollowSwagger(t *testing.T) {
 		"alerts.update":    `{"alertIds":["` + someID + `"],"analystVerdict":"false_positive","incidentStatus":"resolved"}`,
 		"threats.update":   `{"threatIds":["` + someID + `"],"analystVerdict":"false_positive"}`,
 		"blocklist.delete": `{"hash":"` + sha1A + `"}`,
+		"threats.timeline": `{"threatId":"` + someID + `","activityTypes":[2011,2001],"sortOrder":"asc"}`,
+		"agents.count":     `{"ids":["` + someID + `"],"computerName":"FIN","query":"x","siteIds":["` + someID + `"],"groupIds":["` + someID + `"],"isActive":true,"networkStatuses":["connected"],"osTypes":["windows"]}`,
+		"agents.count#ip":  `{"ip":"10.1.2.3"}`,
 	} {
 		action, _, _ = strings.Cut(action, "#")
 		if r := env.Call(t, action, req); r.Err != nil && r.Err.Code != handlers.CodeInvalid {
