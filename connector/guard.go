@@ -1,6 +1,8 @@
 package connector
 
 import (
+	"context"
+
 	"github.com/s1bridge/s1bridge/connector/audit"
 	"github.com/s1bridge/s1bridge/connector/idempotency"
 	"github.com/s1bridge/s1bridge/connector/middleware"
@@ -52,4 +54,20 @@ func (c *Connector) guarded(inner []middleware.Middleware) []middleware.Middlewa
 		out = append(out, c.guards.audit.Record)
 	}
 	return out
+}
+
+// auditReadiness is the audit's part of /readyz: without its stream every
+// mutating action answers 503 (audit fails closed), so the replica is not
+// ready.
+func (c *Connector) auditReadiness(ctx context.Context, r *readiness, st *store.Store) {
+	switch {
+	case !c.cfg.Streams.Audit.Enabled:
+		r.Audit = "off"
+	case st == nil:
+		r.Ready, r.Audit = false, "not opened"
+	case r.NATS == "ok":
+		if err := st.CheckAudit(ctx); err != nil {
+			r.Ready, r.Audit = false, err.Error()
+		}
+	}
 }

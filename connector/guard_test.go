@@ -698,6 +698,9 @@ func TestAuditFailsClosed(t *testing.T) {
 	if n := metric(t, env.Connector, failures); n != 1 {
 		t.Errorf("audit failures %v, want 1", n)
 	}
+	if code, body := readyz(t, env.Connector); code != http.StatusServiceUnavailable || !strings.Contains(body, `"audit":"audit stream is missing`) {
+		t.Errorf("/readyz with the audit stream gone: %d %s", code, body)
+	}
 	// Reads are not audited and go on.
 	if r := env.Call(t, handlers.ActionAgentsList, `{"limit":1}`); r.Err != nil {
 		t.Fatal(r.Err)
@@ -705,6 +708,9 @@ func TestAuditFailsClosed(t *testing.T) {
 
 	if _, err := js.CreateStream(ctx, store.AuditStreamConfig(env.Cfg, env.Connector.Subjects())); err != nil {
 		t.Fatal(err)
+	}
+	if code, body := readyz(t, env.Connector); code != http.StatusOK || !strings.Contains(body, `"audit":"ok"`) {
+		t.Errorf("/readyz with the audit stream back: %d %s", code, body)
 	}
 	checkOK(t, handlers.ActionAgentsDisconnect, req, roundTrip(t, env.NC, subject, req, ce.ModeBinary), ce.ModeBinary)
 	if n := callsTo(env.Emu, disconnect); n != 1 {
@@ -716,4 +722,17 @@ func TestAuditFailsClosed(t *testing.T) {
 			t.Errorf("no record %s", id)
 		}
 	}
+}
+
+// readyz returns the status and body of c's /readyz.
+func readyz(t *testing.T, c *connector.Connector) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + c.HTTPAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return resp.StatusCode, b.String()
 }

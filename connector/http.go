@@ -60,11 +60,12 @@ type readiness struct {
 	Ready    bool              `json:"ready"`
 	NATS     string            `json:"nats"`
 	Stream   string            `json:"stream"`
+	Audit    string            `json:"audit"` // the audit stream: "ok", "off", or what is wrong
 	Consoles map[string]string `json:"consoles"`
 }
 
 func (c *Connector) readiness(ctx context.Context) readiness {
-	r := readiness{Ready: true, NATS: "ok", Stream: "ok", Consoles: map[string]string{}}
+	r := readiness{Ready: true, NATS: "ok", Stream: "ok", Audit: "ok", Consoles: map[string]string{}}
 	if c.nc == nil || !c.nc.IsConnected() {
 		r.Ready, r.NATS = false, "not connected"
 	}
@@ -78,6 +79,7 @@ func (c *Connector) readiness(ctx context.Context) readiness {
 			r.Ready, r.Stream = false, err.Error()
 		}
 	}
+	c.auditReadiness(ctx, &r, st)
 	for _, name := range c.cfg.ConsoleNames() {
 		cs := consoles[name]
 		if cs == nil {

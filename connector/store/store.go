@@ -238,6 +238,19 @@ func (s *Store) CheckEvents(ctx context.Context) error {
 	return err
 }
 
+// CheckAudit returns why the audit stream cannot be used now (for /readyz),
+// or nil; nil too when the audit is off.
+func (s *Store) CheckAudit(ctx context.Context) error {
+	if s.audit == nil {
+		return nil
+	}
+	_, err := s.audit.Info(ctx)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("audit stream is missing (mutating actions answer 503): %w", err)
+	}
+	return err
+}
+
 // IsConflict reports whether err is a compare-and-set refusal: somebody
 // else wrote the key (or the subject) since the revision the write expected.
 // JetStream answers 10071 (wrong last sequence), or on a replicated stream
