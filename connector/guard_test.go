@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -735,4 +736,37 @@ func readyz(t *testing.T, c *connector.Connector) (int, string) {
 	var b bytes.Buffer
 	_, _ = b.ReadFrom(resp.Body)
 	return resp.StatusCode, b.String()
+}
+
+// TestPanicInAMutatingAction: a mutating action that panics answers 500;
+// its completed record says so, and its claim is left open, so that a
+// repeat runs it again (as a second attempt) instead of waiting for a
+// takeover.
+func TestPanicInAMutatingAction(t *testing.T) {
+	type boomRequest struct {
+		N int `json:"n"`
+	}
+	var runs atomic.Int32
+	boom := handlers.Define("test.boom", "Boom", "Panics.", true, func(context.Context, *handlers.Env, *boomRequest) (*handlers.AffectedReply, error) {
+		runs.Add(1)
+		panic("boom")
+	})
+	env := startWith(t, nil, connector.WithActions(append(handlers.All(), boom)))
+	subject := env.Connector.Subjects().Action("main", boom.Name)
+	req := newRequest(boom.Name, `{"n":1}`)
+	start := time.Now()
+	for attempt := 1; attempt <= 2; attempt++ {
+		checkError(t, roundTrip(t, env.NC, subject, req, ce.ModeBinary), handlers.CodeInternal, "")
+		recs := byID(t, readAudit(t, env.NC, env.Cfg))
+		m, ok := recs[auditID(req, attempt, subjects.PhaseCompleted)]
+		if _, requested := recs[auditID(req, attempt, subjects.PhaseRequested)]; !ok || !requested || m.Rec.Outcome == nil || m.Rec.Outcome.Code != handlers.CodeInternal {
+			t.Errorf("attempt %d: requested %t, completed %+v", attempt, requested, m.Rec.Outcome)
+		}
+	}
+	if n := runs.Load(); n != 2 {
+		t.Errorf("the action ran %d times, want 2", n)
+	}
+	if took := time.Since(start); took > env.Cfg.Service.ActionTimeout {
+		t.Errorf("the repeat waited %s: it should find the claim open", took)
+	}
 }

@@ -30,6 +30,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -153,16 +154,28 @@ func (a *Auditor) Record(next middleware.HandlerFunc) middleware.HandlerFunc {
 			calls = append(calls, events.UpstreamCall{Method: e.Method, Path: e.Path, Status: e.Status, RequestID: e.RequestID})
 			mu.Unlock()
 		})
-		data, err := next(ctx, req)
-		if !req.Started() {
-			return data, err
+		completed := func(data []byte, herr *handlers.Error) {
+			mu.Lock()
+			rec.Upstream = slices.Clone(calls)
+			mu.Unlock()
+			rec.Outcome = outcome(data, herr)
+			rec.At = now()
+			a.publishAfter(req, subjects.PhaseCompleted, rec)
 		}
-		mu.Lock()
-		rec.Upstream = calls
-		mu.Unlock()
-		rec.Outcome = outcome(data, handlers.AsError(err))
-		rec.At = now()
-		a.publishAfter(req, subjects.PhaseCompleted, rec)
+		defer func() {
+			// A panicking action is answered 500 by middleware.Recover:
+			// that is its outcome.
+			if p := recover(); p != nil {
+				if req.Started() {
+					completed(nil, &handlers.Error{Code: handlers.CodeInternal, Message: "internal error while running " + req.Action.Name})
+				}
+				panic(p)
+			}
+		}()
+		data, err := next(ctx, req)
+		if req.Started() {
+			completed(data, handlers.AsError(err))
+		}
 		return data, err
 	}
 }

@@ -162,6 +162,7 @@ func (g *Guard) serve(ctx context.Context, req *middleware.Request, next middlew
 			return nil, unavailable(err)
 		}
 		req.Key = subjects.AuditKey(hash, attempt)
+		req.DropBefore()
 		req.Before(c.wait)
 		data, err := g.run(ctx, req, next, key, c, rec)
 		if req.Started() {

@@ -84,6 +84,11 @@ func Chain(h HandlerFunc, mws ...Middleware) HandlerFunc {
 // error is the reply.
 func (r *Request) Before(wait func(context.Context) error) { r.before = append(r.before, wait) }
 
+// DropBefore forgets the Before writes not waited for yet: a middleware
+// that calls next again (the idempotency layer after losing a claim) must
+// not leave the last try's writes in front of the next one's.
+func (r *Request) DropBefore() { r.before = nil }
+
 // After registers wait, which waits for a write that must be stored before
 // the reply is sent. Respond calls every one before it sends the reply;
 // their errors are theirs to report (the reply is what it is).
