@@ -418,7 +418,7 @@ func TestIDReusedConflicts(t *testing.T) {
 // service.action_timeout, then runs it again; both attempts are audited
 // (the dead one has only its requested record).
 func TestTakeoverAfterReplicaDied(t *testing.T) {
-	const timeout = 3 * time.Second
+	const timeout = 2 * time.Second
 	srv := testenv.NATSServer(t)
 	emu, url := testenv.Emulator(t, emulator.WithRequestLog(1000))
 	nc := testenv.Conn(t, srv)
