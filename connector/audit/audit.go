@@ -37,7 +37,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
 	"github.com/s1bridge/s1bridge/connector/ce"
@@ -129,19 +128,19 @@ func (a *Auditor) Refusals(next middleware.HandlerFunc) middleware.HandlerFunc {
 func (a *Auditor) Record(next middleware.HandlerFunc) middleware.HandlerFunc {
 	return func(ctx context.Context, req *middleware.Request) ([]byte, error) {
 		rec := a.record(req, req.Parsed)
-		b := a.cfg.Store.NewBatch()
-		if err := b.Publish(a.message(req, subjects.PhaseRequested, rec)); err != nil {
+		f, err := a.cfg.Store.PublishAsync(a.message(req, subjects.PhaseRequested, rec))
+		if err != nil {
 			a.failed(req, subjects.PhaseRequested, err)
 			return nil, refused(err)
 		}
 		req.Before(func(ctx context.Context) error {
-			var perr error
-			if err := b.Wait(ctx, func(_ int, _ *jetstream.PubAck, err error) { perr = err }); err != nil {
-				perr = err
+			_, err := store.Await(ctx, f)
+			if err != nil && ctx.Err() != nil {
+				return err // the request's deadline passed first: it answers 504
 			}
-			if perr != nil {
-				a.failed(req, subjects.PhaseRequested, perr)
-				return refused(perr)
+			if err != nil {
+				a.failed(req, subjects.PhaseRequested, err)
+				return refused(err)
 			}
 			return nil
 		})
@@ -189,20 +188,17 @@ func refused(err error) *handlers.Error {
 // publishAfter publishes rec and registers the wait for its ack with req,
 // to be stored before the reply is sent; a failure is logged and counted.
 func (a *Auditor) publishAfter(req *middleware.Request, phase string, rec *events.AuditRecord) {
-	b := a.cfg.Store.NewBatch()
-	if err := b.Publish(a.message(req, phase, rec)); err != nil {
+	f, err := a.cfg.Store.PublishAsync(a.message(req, phase, rec))
+	if err != nil {
 		a.failed(req, phase, err)
 		return
 	}
 	req.After(func(ctx context.Context) error {
-		var perr error
-		if err := b.Wait(ctx, func(_ int, _ *jetstream.PubAck, err error) { perr = err }); err != nil {
-			perr = err
+		_, err := store.Await(ctx, f)
+		if err != nil {
+			a.failed(req, phase, err)
 		}
-		if perr != nil {
-			a.failed(req, phase, perr)
-		}
-		return perr
+		return err
 	})
 }
 

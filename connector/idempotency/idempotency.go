@@ -197,7 +197,7 @@ func (g *Guard) serve(ctx context.Context, req *middleware.Request, next middlew
 				"console", console, "action", req.Action.Name, "id", req.Event.ID, "source", req.Event.Source, "replica", d.replica, "attempt", attempt)
 		}
 	}
-	return nil, handlers.Errorf(handlers.CodeConflict, "id: the record of request %q changed %d times while this repeat looked at it; retry", req.Event.ID, maxClaims)
+	return nil, handlers.Errorf(handlers.CodeUnavailable, "the record of request %q changed %d times while this request tried to claim it (a storm of repeats?); nothing was sent to SentinelOne; retry with the same id", req.Event.ID, maxClaims)
 }
 
 // maxClaims bounds the claims of one request: each lost claim means another
@@ -222,7 +222,7 @@ func (g *Guard) run(ctx context.Context, req *middleware.Request, next middlewar
 
 // claim is one compare-and-set write of a running record, in flight.
 type claim struct {
-	b    *store.Batch
+	f    jetstream.PubAckFuture
 	done bool
 	rev  uint64 // the record's revision once stored
 	err  error
@@ -230,27 +230,26 @@ type claim struct {
 
 // claim starts writing rec to key if the key is at rev (0: absent).
 func (g *Guard) claim(key string, rec *record, rev uint64) (*claim, error) {
-	c := &claim{b: g.cfg.Store.NewBatch()}
 	v, _ := json.Marshal(rec)
-	if err := c.b.Put(subjects.BucketRequests, key, v, rev); err != nil {
+	f, err := g.cfg.Store.PutAsync(subjects.BucketRequests, key, v, rev)
+	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	return &claim{f: f}, nil
 }
 
 // result waits for the claim's ack: whether it was stored, else why not.
+// When ctx ends first it says so, and a later call still gets the ack.
 func (c *claim) result(ctx context.Context) (bool, error) {
 	if !c.done {
-		err := c.b.Wait(ctx, func(_ int, ack *jetstream.PubAck, err error) {
-			c.err = err
-			if err == nil {
-				c.rev = ack.Sequence
-			}
-		})
-		if err != nil {
-			return false, err // ctx ended first: try again later
+		ack, err := store.Await(ctx, c.f)
+		if err != nil && ctx.Err() != nil {
+			return false, err
 		}
-		c.done = true
+		c.done, c.err = true, err
+		if err == nil {
+			c.rev = ack.Sequence
+		}
 	}
 	return c.err == nil, c.err
 }
@@ -312,26 +311,23 @@ func (g *Guard) reopen(req *middleware.Request, key string, rev uint64, rec *rec
 // A value too large for the bucket (a reply near the max payload) is
 // stored as open instead: its repeats run the request again.
 func (g *Guard) write(req *middleware.Request, key string, rev uint64, rec *record) {
-	b := g.cfg.Store.NewBatch()
 	v, _ := json.Marshal(rec)
-	if err := b.Put(subjects.BucketRequests, key, v, rev); err != nil {
+	f, err := g.cfg.Store.PutAsync(subjects.BucketRequests, key, v, rev)
+	if err != nil {
 		small := *rec
 		small.State, small.Data, small.Error = stateOpen, nil, nil
 		v, _ = json.Marshal(&small)
-		if err2 := b.Put(subjects.BucketRequests, key, v, rev); err2 != nil {
-			g.failed(req, rec, err2)
+		if f, err = g.cfg.Store.PutAsync(subjects.BucketRequests, key, v, rev); err != nil {
+			g.failed(req, rec, err)
 			return
 		}
 	}
 	req.After(func(ctx context.Context) error {
-		var werr error
-		if err := b.Wait(ctx, func(_ int, _ *jetstream.PubAck, err error) { werr = err }); err != nil {
-			werr = err
+		_, err := store.Await(ctx, f)
+		if err != nil {
+			g.failed(req, rec, err)
 		}
-		if werr != nil {
-			g.failed(req, rec, werr)
-		}
-		return werr
+		return err
 	})
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -193,5 +194,44 @@ func TestIsConflict(t *testing.T) {
 		}
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPutAsyncAwait: a single compare-and-set write awaited on its own; an
+// Await cut short by its context loses nothing, a later Await gets the ack.
+func TestPutAsyncAwait(t *testing.T) {
+	st, _ := open(t, "s1")
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	// The select may see the ack first when it is already there: try keys
+	// until the ended context wins.
+	var f jetstream.PubAckFuture
+	key := ""
+	for i := 0; key == "" && i < 20; i++ {
+		k := fmt.Sprintf("main.req.a%d", i)
+		var err error
+		if f, err = st.PutAsync(subjects.BucketRequests, k, []byte("1"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Await(done, f); errors.Is(err, context.Canceled) {
+			key = k
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if key == "" {
+		t.Fatal("Await never reported the ended context")
+	}
+	ack, err := Await(context.Background(), f)
+	if err != nil || ack.Stream != "KV_S1_REQUESTS" {
+		t.Fatalf("Await again: %+v %v", ack, err)
+	}
+	f, _ = st.PutAsync(subjects.BucketRequests, key, []byte("2"), 0)
+	if _, err := Await(context.Background(), f); !IsConflict(err) {
+		t.Errorf("a second create: %v, want a conflict", err)
+	}
+	f, _ = st.PutAsync(subjects.BucketRequests, key, []byte("2"), ack.Sequence)
+	if _, err := Await(context.Background(), f); err != nil {
+		t.Errorf("an update at the revision read: %v", err)
 	}
 }
