@@ -105,6 +105,7 @@ type auditMsg struct {
 	Event             ce.Event
 	Rec               events.AuditRecord
 	seq               uint64
+	stored            time.Time // when the stream stored it
 }
 
 // readAudit reads every record of the audit stream of cfg, checking that
@@ -131,7 +132,7 @@ func readAudit(t *testing.T, nc *nats.Conn, cfg *config.Config) []auditMsg {
 			t.Errorf("audit record %s: %v: %s", ev.ID, err, ev.Data)
 		}
 		md, _ := m.Metadata()
-		a := auditMsg{Subject: m.Subject(), ID: ev.ID, Type: ev.Type, Event: ev, seq: md.Sequence.Stream}
+		a := auditMsg{Subject: m.Subject(), ID: ev.ID, Type: ev.Type, Event: ev, seq: md.Sequence.Stream, stored: md.Timestamp}
 		for k, vs := range m.Headers() {
 			a.Raw = append(a.Raw, k+": "+strings.Join(vs, ",")+"\n"...)
 		}
@@ -524,6 +525,7 @@ func TestAuditOfEveryMutatingAction(t *testing.T) {
 			req.Extensions[subjects.ExtTraceParent] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 			env.Emu.ResetRequests()
 			reply := roundTrip(t, env.NC, subject, req, ce.ModeBinary)
+			repliedBy := time.Now()
 			checkOK(t, tc.action, req, reply, ce.ModeBinary)
 			made := env.Emu.Requests()
 			all := readAudit(t, env.NC, env.Cfg)
@@ -535,6 +537,12 @@ func TestAuditOfEveryMutatingAction(t *testing.T) {
 			}
 			if requested.Seq() >= completed.Seq() {
 				t.Error("completed stored before requested")
+			}
+			if len(made) == 0 || !requested.stored.Before(made[0].At) {
+				t.Errorf("the requested record was stored at %s, SentinelOne called at %v", requested.stored, made)
+			}
+			if !completed.stored.Before(repliedBy) {
+				t.Errorf("the completed record was stored at %s, after the reply came (%s)", completed.stored, repliedBy)
 			}
 			for _, m := range []auditMsg{requested, completed} {
 				r := m.Rec
