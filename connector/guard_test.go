@@ -778,3 +778,30 @@ func TestPanicInAMutatingAction(t *testing.T) {
 		t.Errorf("the repeat waited %s: it should find the claim open", took)
 	}
 }
+
+// TestDeadlineAudited: an action whose deadline passes before SentinelOne
+// answers is answered 504; its completed record says 504, as the caller
+// saw it, and a repeat runs it again (a 504 is not stored).
+func TestDeadlineAudited(t *testing.T) {
+	env := startWith(t, nil)
+	if err := env.Emu.Inject(emulator.Fault{Kind: emulator.FaultLatency, Latency: 3 * time.Second, Path: emulator.PathAgentsDisconnect}); err != nil {
+		t.Fatal(err)
+	}
+	subject := env.Connector.Subjects().Action("main", handlers.ActionAgentsDisconnect)
+	req := newRequest(handlers.ActionAgentsDisconnect, `{"agentIds":["`+env.Emu.IDs().Agents[0]+`"]}`)
+	hurried := req
+	hurried.Extensions = map[string]string{subjects.ExtExpiryTime: time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano)}
+	checkError(t, roundTrip(t, env.NC, subject, hurried, ce.ModeBinary), handlers.CodeUpstreamTimeout, "")
+	m, ok := byID(t, readAudit(t, env.NC, env.Cfg))[auditID(req, 1, subjects.PhaseCompleted)]
+	if !ok || m.Rec.Outcome == nil || m.Rec.Outcome.Code != handlers.CodeUpstreamTimeout {
+		t.Fatalf("completed record of the 504: %+v (found %t)", m.Rec.Outcome, ok)
+	}
+	env.Emu.ClearFaults()
+	checkOK(t, handlers.ActionAgentsDisconnect, req, roundTrip(t, env.NC, subject, req, ce.ModeBinary), ce.ModeBinary)
+	if n := callsTo(env.Emu, disconnect); n != 2 {
+		t.Errorf("%d disconnect calls, want 2: the 504 is not replayed", n)
+	}
+	if _, ok := byID(t, readAudit(t, env.NC, env.Cfg))[auditID(req, 2, subjects.PhaseCompleted)]; !ok {
+		t.Error("the second run is not audited as attempt 2")
+	}
+}

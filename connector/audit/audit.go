@@ -173,7 +173,7 @@ func (a *Auditor) Record(next middleware.HandlerFunc) middleware.HandlerFunc {
 		}()
 		data, err := next(ctx, req)
 		if req.Started() {
-			completed(data, handlers.AsError(err))
+			completed(data, req.Answer(err))
 		}
 		return data, err
 	}

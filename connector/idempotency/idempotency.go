@@ -281,7 +281,7 @@ func (g *Guard) finish(req *middleware.Request, key string, rev uint64, rec *rec
 	out := *rec
 	out.State, out.Code = stateDone, 200
 	if err != nil {
-		herr := handlers.AsError(err)
+		herr := req.Answer(err) // the error the caller gets
 		out.Code = herr.Code
 		out.Error = &storedError{Code: herr.Code, Message: herr.Message, Retryable: herr.Retryable, UpstreamStatus: herr.UpstreamStatus}
 		if herr.Details != nil {
@@ -302,7 +302,7 @@ func (g *Guard) reopen(req *middleware.Request, key string, rev uint64, rec *rec
 	out := *rec
 	out.State = stateOpen
 	if cause != nil {
-		out.Code = handlers.AsError(cause).Code
+		out.Code = req.Answer(cause).Code
 	}
 	g.write(req, key, rev, &out)
 }

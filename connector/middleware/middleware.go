@@ -58,6 +58,9 @@ type (
 		before  []func(context.Context) error
 		after   []func(context.Context) error
 		started bool
+		// answer maps an error from below Deadline to the reply's, as
+		// Deadline will; set by Deadline.
+		answer func(error) *handlers.Error
 	}
 
 	// HandlerFunc serves a request: it returns the reply data (JSON), or
@@ -93,6 +96,21 @@ func (r *Request) DropBefore() { r.before = nil }
 // the reply is sent. Respond calls every one before it sends the reply;
 // their errors are theirs to report (the reply is what it is).
 func (r *Request) After(wait func(context.Context) error) { r.after = append(r.after, wait) }
+
+// Answer returns the error the caller will be answered with for err, an
+// error of the work below Deadline: Deadline's mapping of errors its
+// deadline or a shutdown caused (504, 503) applied. A middleware below
+// Deadline that records an outcome (the audit, the idempotency records)
+// records this one.
+func (r *Request) Answer(err error) *handlers.Error {
+	if err == nil {
+		return nil
+	}
+	if r.answer != nil {
+		return r.answer(err)
+	}
+	return handlers.AsError(err)
+}
 
 // Started reports whether the action began to run: every Before write was
 // stored and Invoke called it. A request refused before, or whose Before

@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"testing"
@@ -184,5 +185,25 @@ func TestBeforeAndAfter(t *testing.T) {
 	}))
 	if !slices.Contains(seen, "completed") || waitedWith != nil {
 		t.Errorf("After write with the request's context ended: ran %t, its context %v", slices.Contains(seen, "completed"), waitedWith)
+	}
+}
+
+// TestAnswer: below Deadline, Request.Answer gives the error the caller
+// will get (what the audit and idempotency records keep): a failure the
+// deadline caused is the 504 Deadline answers, not the handler's 500.
+func TestAnswer(t *testing.T) {
+	var got *handlers.Error
+	block := func(ctx context.Context, req *Request) ([]byte, error) {
+		<-ctx.Done()
+		err := fmt.Errorf("upstream call: %w", ctx.Err())
+		got = req.Answer(err)
+		return nil, err
+	}
+	_, err := Chain(block, Deadline(50*time.Millisecond))(context.Background(), request())
+	if want := handlers.AsError(err); got == nil || got.Code != handlers.CodeUpstreamTimeout || got.Code != want.Code {
+		t.Errorf("Answer %v, the reply %v: want both 504", got, err)
+	}
+	if r := request(); r.Answer(nil) != nil || r.Answer(handlers.Errorf(handlers.CodeNotFound, "x")).Code != handlers.CodeNotFound {
+		t.Error("Answer without Deadline is not AsError")
 	}
 }

@@ -104,6 +104,7 @@ func Deadline(timeout time.Duration) Middleware {
 			}
 			work, cancel := context.WithDeadline(ctx, deadline)
 			defer cancel()
+			req.answer = func(err error) *handlers.Error { return classify(ctx, work, err) }
 			data, err := next(work, req)
 			if err != nil {
 				return nil, classify(ctx, work, err)
