@@ -45,6 +45,7 @@ var buckets = []struct {
 	{subjects.BucketState, "s1bridge: ingestion watermarks and last known states", nil},
 	{subjects.BucketLeases, "s1bridge: leader leases (expire when not renewed)", func(o Options) time.Duration { return o.LeaseTTL }},
 	{subjects.BucketMonitors, "s1bridge: active threat monitors", nil},
+	{subjects.BucketTracking, "s1bridge: tracked actions awaiting SentinelOne's confirmation", nil},
 }
 
 // PublishAckTimeout bounds the wait for the ack of one asynchronous publish

@@ -46,7 +46,7 @@ func TestOpenNamesFromPrefix(t *testing.T) {
 	if subj := st.Events().CachedInfo().Config.Subjects; !slices.Equal(subj, []string{"nc.*.event.>"}) {
 		t.Errorf("events stream subjects %v", subj)
 	}
-	for b, want := range map[subjects.Bucket]string{subjects.BucketState: "NC_STATE", subjects.BucketLeases: "NC_LEASES", subjects.BucketMonitors: "NC_MONITORS"} {
+	for b, want := range map[subjects.Bucket]string{subjects.BucketState: "NC_STATE", subjects.BucketLeases: "NC_LEASES", subjects.BucketMonitors: "NC_MONITORS", subjects.BucketTracking: "NC_TRACKING"} {
 		kv := st.KV(b)
 		if kv == nil || kv.Bucket() != want {
 			t.Fatalf("bucket %s: %v, want %s", b, kv, want)
@@ -66,7 +66,7 @@ func TestOpenNamesFromPrefix(t *testing.T) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	if want := []string{"KV_NC_LEASES", "KV_NC_MONITORS", "KV_NC_STATE", "NC_EVENTS"}; !slices.Equal(names, want) {
+	if want := []string{"KV_NC_LEASES", "KV_NC_MONITORS", "KV_NC_STATE", "KV_NC_TRACKING", "NC_EVENTS"}; !slices.Equal(names, want) {
 		t.Errorf("streams %v, want %v", names, want)
 	}
 }
