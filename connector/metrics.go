@@ -31,6 +31,8 @@ type metrics struct {
 	polls          *prometheus.CounterVec
 	lag            *prometheus.GaugeVec
 	monitors       *prometheus.GaugeVec
+	tracking       *prometheus.GaugeVec
+	untracked      *prometheus.CounterVec
 
 	mu         sync.Mutex
 	watermarks map[string]time.Time // console → watermark, for the age gauge
@@ -74,9 +76,15 @@ func newMetrics() *metrics {
 	m.monitors = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "s1bridge_monitors_active", Help: "Active threat monitors.",
 	}, []string{"console"})
+	m.tracking = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "s1bridge_tracking_active", Help: "Tracked actions awaiting SentinelOne's confirmation or their deadline.",
+	}, []string{"console"})
+	m.untracked = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "s1bridge_tracking_untracked_total", Help: "Actions SentinelOne accepted that could not be tracked (replied without trackingId; no outcome event follows).",
+	}, []string{"console"})
 	for _, c := range []prometheus.Collector{
 		m.actionRequests, m.actionDuration, m.upstream, m.upstreamDur, m.retries, m.rateWait,
-		m.published, m.duplicates, m.polls, m.lag, m.monitors,
+		m.published, m.duplicates, m.polls, m.lag, m.monitors, m.tracking, m.untracked,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		f(c)
@@ -130,6 +138,11 @@ func (m *metrics) MonitorsActive(console string, n int) {
 	m.monitors.WithLabelValues(console).Set(float64(n))
 }
 
+// TrackingActive implements tracking.Observer.
+func (m *metrics) TrackingActive(console string, n int) {
+	m.tracking.WithLabelValues(console).Set(float64(n))
+}
+
 // initConsole creates, at zero, every series of console whose labels are
 // known before anything happens, so that dashboards and alert rules see the
 // console from the start and rate() counts its first event (Prometheus'
@@ -145,6 +158,8 @@ func (m *metrics) initConsole(console string) {
 	m.duplicates.WithLabelValues(console)
 	m.rateWait.WithLabelValues(console)
 	m.monitors.WithLabelValues(console).Set(0)
+	m.tracking.WithLabelValues(console).Set(0)
+	m.untracked.WithLabelValues(console)
 	m.lag.WithLabelValues(console).Set(0) // 0 until the first complete poll
 }
 
