@@ -32,6 +32,9 @@ const (
 	// childMonitors, as the value of envChild, runs the child with
 	// ingestion off: the monitor crash test's child.
 	childMonitors = "monitors"
+	// childTracking runs the child with ingestion off and the tracking
+	// poller at trackInterval: the tracking crash test's child.
+	childTracking = "tracking"
 )
 
 func TestMain(m *testing.M) {
@@ -47,7 +50,13 @@ func runChild() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := testenv.Config(os.Getenv(envChildNATS), os.Getenv(envChildEmu))
-	if os.Getenv(envChild) != childMonitors {
+	switch os.Getenv(envChild) {
+	case childMonitors:
+	case childTracking:
+		m := cfg.Consoles["main"]
+		m.Tracking.PollInterval = trackInterval
+		cfg.Consoles["main"] = m
+	default:
 		testenv.IngestOn(cfg)
 	}
 	log := slog.New(slog.DiscardHandler)

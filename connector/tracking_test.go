@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -551,4 +553,146 @@ func ctxFor(t testing.TB, d time.Duration) context.Context {
 func mustQuery(raw string) url.Values {
 	q, _ := url.ParseQuery(raw)
 	return q
+}
+
+// TestTrackingSurvivesSIGKILL runs the connector as a child process and
+// kills it with SIGKILL while tracked actions are pending (confirmations
+// arriving, deadlines passing, outcomes being published), twice, then lets
+// a last child finish: each action ends with exactly one outcome, the one
+// it should have. Requests a kill interrupted are sent again with the same
+// id, as a SOAR router retries: they get the first attempt's tracking id.
+func TestTrackingSurvivesSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the connector as a subprocess three times")
+	}
+	srv := testenv.NATSServer(t)
+	emu, emuURL := testenv.Emulator(t, emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 40}),
+		emulator.WithActionDelay(500*time.Millisecond))
+	nc := testenv.Conn(t, srv)
+	cfg := testenv.Config(srv.ClientURL(), emuURL)
+	sub, _ := subjects.New(cfg.Subjects.Prefix)
+	rnd := rand.New(rand.NewPCG(13, 13))
+	var agents []string // online and connected
+	for _, id := range emu.IDs().Agents {
+		if err := emu.SetAgentActive(id, true); err != nil {
+			t.Fatal(err)
+		}
+		if a, _ := emu.Agent(id); a.NetworkStatus == "connected" {
+			agents = append(agents, id)
+		}
+	}
+	type request struct{ id, action, data, want string }
+	var groups [3][]request // the requests first sent in each round
+	for round := range 3 {
+		threats := emu.AddThreats(15, time.Time{})
+		for i, th := range threats {
+			// Set for the threat, the outcome holds whatever its agent's.
+			want, o := subjects.OutcomeCompleted, emulator.OutcomeSuccess
+			if i%3 == 2 {
+				want, o = subjects.OutcomeFailed, emulator.OutcomeFailure
+			}
+			if err := emu.SetOutcome(th, o); err != nil {
+				t.Fatal(err)
+			}
+			groups[round] = append(groups[round], request{fmt.Sprint("kill-", round, "-", i), handlers.ActionThreatsMitigate, `{"threatIds":["` + th + `"],"action":"kill"}`, want})
+		}
+		for i, ag := range agents[round*10 : round*10+10] {
+			r := request{fmt.Sprint("isolate-", round, "-", i), handlers.ActionAgentsDisconnect, `{"agentIds":["` + ag + `"],"trackTimeout":"2s"}`, subjects.OutcomeCompleted}
+			if i%2 == 1 {
+				// An agent that never answers, as an offline one.
+				r.want = subjects.OutcomeTimedOut
+				if err := emu.SetOutcome(ag, emulator.OutcomeNever); err != nil {
+					t.Fatal(err)
+				}
+			}
+			groups[round] = append(groups[round], r)
+		}
+	}
+	var todo []request          // to send, or send again
+	want := map[string]string{} // tracking id → outcome
+	// sendAll sends the requests not yet answered, at once; those a kill
+	// interrupts stay to send again.
+	sendAll := func() {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		var left []request
+		for _, r := range todo {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				defer cancel()
+				req := newRequest(r.action, r.data)
+				req.ID, req.Source = r.id, trackSource
+				h, body, _ := ce.Encode(req, ce.ModeBinary)
+				m, err := nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: sub.Action("main", r.action), Header: h, Data: body})
+				var rep handlers.TrackedReply
+				if err == nil {
+					var reply *connector.Reply
+					if reply, err = connector.ParseReply(m); err == nil && reply.Err == nil {
+						err = json.Unmarshal(reply.Event.Data, &rep)
+					} else if err == nil {
+						err = reply.Err
+					}
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil || rep.TrackingID == "" {
+					left = append(left, r)
+					return
+				}
+				want[rep.TrackingID] = r.want
+			})
+		}
+		wg.Wait()
+		todo = left
+	}
+	serving := func() {
+		testenv.WaitFor(t, 20*time.Second, "the child to serve", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_, err := connector.Call(ctx, nc, sub.Action("main", handlers.ActionMonitorsList), handlers.ActionMonitorsList, trackSource, nil)
+			return err == nil
+		})
+	}
+	all := 3 * len(groups[0])
+	for round := range 2 {
+		child := startChildMode(t, childTracking, srv.ClientURL(), emuURL)
+		serving()
+		todo = append(todo, groups[round]...)
+		killed := make(chan struct{})
+		go func() { defer close(killed); sendAll() }()
+		time.Sleep(time.Duration(1000+rnd.IntN(3000)) * time.Millisecond)
+		if err := child.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		_ = child.Wait()
+		<-killed
+		t.Logf("round %d: killed with %d records and %d outcomes; %d requests to send again", round,
+			trackingRecords(t, nc, sub), len(readOutcomes(t, nc, cfg)), len(todo))
+	}
+	child := startChildMode(t, childTracking, srv.ClientURL(), emuURL)
+	defer func() { _ = child.Process.Signal(os.Interrupt); _ = child.Wait() }()
+	serving()
+	todo = append(todo, groups[2]...)
+	sendAll()
+	if len(todo) > 0 {
+		t.Fatalf("%d requests failed on a running connector", len(todo))
+	}
+	testenv.WaitFor(t, 20*time.Second, "every tracked action to end", func() bool { return trackingRecords(t, nc, sub) == 0 })
+	out := readOutcomes(t, nc, cfg)
+	kinds := map[string]int{}
+	for id, w := range want {
+		os := out[id]
+		if len(os) != 1 {
+			t.Errorf("tracked action %s: %d outcomes, want one %s", id, len(os), w)
+			continue
+		}
+		if os[0].Outcome() != w {
+			t.Errorf("tracked action %s: %s, want %s", id, os[0].Outcome(), w)
+		}
+		kinds[os[0].Outcome()]++
+	}
+	if len(out) != len(want) || len(want) != all {
+		t.Errorf("%d tracked actions have outcomes, %d were tracked, %d requested", len(out), len(want), all)
+	}
+	t.Logf("outcomes: %v", kinds)
 }

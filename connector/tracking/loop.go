@@ -102,6 +102,9 @@ func (l *loop) run(ctx context.Context) error {
 			case e == nil:
 				loaded = true
 				s.log.Info("tracking: loaded; polling", "active", l.active, "last_poll", l.lastPoll)
+				// A successor polls at once: the actions it takes over
+				// have waited for it.
+				l.work(ctx)
 			default:
 				l.apply(e)
 			}
