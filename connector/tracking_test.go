@@ -25,6 +25,7 @@ import (
 	"github.com/s1bridge/s1bridge/handlers"
 	"github.com/s1bridge/s1bridge/internal/testenv"
 	"github.com/s1bridge/s1bridge/schema"
+	"github.com/s1bridge/s1bridge/sentinelone"
 	"github.com/s1bridge/s1bridge/subjects"
 )
 
@@ -178,6 +179,7 @@ func (k *tracker) records() int {
 // poller asked SentinelOne once per interval for the activity types of the
 // action, since the request.
 func TestTrackCompleted(t *testing.T) {
+	t.Parallel()
 	k := startTracker(t, nil)
 	agents := k.agents("connected")[:3]
 	before := time.Now()
@@ -244,6 +246,7 @@ func TestTrackCompleted(t *testing.T) {
 // once, at the same time: each ends completed, confirmed by the report its
 // agent logs.
 func TestTrackEveryAction(t *testing.T) {
+	t.Parallel()
 	k := startTracker(t, nil)
 	emu := k.env.Emu
 	agents := k.agents("connected")
@@ -295,6 +298,7 @@ func TestTrackEveryAction(t *testing.T) {
 // cannot find and an id SentinelOne has no threat for fail with
 // SentinelOne's message, as does a scan of an agent it does not have.
 func TestTrackFailed(t *testing.T) {
+	t.Parallel()
 	k := startTracker(t, nil)
 	emu := k.env.Emu
 	threats := emu.AddThreats(4, time.Time{})
@@ -353,17 +357,18 @@ func TestTrackFailed(t *testing.T) {
 // target pending and the online one succeeded; the event's time is the
 // deadline. trackTimeout out of bounds is a 400 naming it.
 func TestTrackTimedOut(t *testing.T) {
+	t.Parallel()
 	k := startTracker(t, nil)
 	agents := k.agents("connected")[:2]
 	if err := k.env.Emu.SetAgentActive(agents[1], false); err != nil {
 		t.Fatal(err)
 	}
-	rep := k.track(handlers.ActionAgentsDisconnect, "req-offline", `{"agentIds":["`+agents[0]+`","`+agents[1]+`"],"trackTimeout":"3s"}`)
-	o := k.ended(rep.TrackingID, 7*trackInterval)
+	rep := k.track(handlers.ActionAgentsDisconnect, "req-offline", `{"agentIds":["`+agents[0]+`","`+agents[1]+`"],"trackTimeout":"2s"}`)
+	o := k.ended(rep.TrackingID, 6*trackInterval)
 	if o.Outcome() != subjects.OutcomeTimedOut || o.Event.Type != subjects.TypeActionTimedOut {
 		t.Fatalf("outcome %s", o.Outcome())
 	}
-	deadline := o.Data.RequestedAt.Add(3 * time.Second)
+	deadline := o.Data.RequestedAt.Add(2 * time.Second)
 	if !o.Event.Time.Equal(deadline) || o.Data.EndedAt.Before(deadline) || o.Data.EndedAt.After(deadline.Add(2*trackInterval)) {
 		t.Errorf("time %s, ended %s; deadline %s", o.Event.Time, o.Data.EndedAt, deadline)
 	}
@@ -383,6 +388,7 @@ func TestTrackTimedOut(t *testing.T) {
 // report when isolated again; its agent's networkStatus confirms it (no
 // activity id), with one agents lookup by id.
 func TestTrackNetworkStatusWitness(t *testing.T) {
+	t.Parallel()
 	k := startTracker(t, nil)
 	isolated := k.agents("disconnected")[0]
 	k.env.Emu.ResetRequests()
@@ -410,12 +416,13 @@ func TestTrackNetworkStatusWitness(t *testing.T) {
 // targets runs (the idempotency layer, not tracking, refuses it first) but
 // is not tracked: its reply has no tracking id.
 func TestTrackRepeatedRequest(t *testing.T) {
+	t.Parallel()
 	k := startTracker(t, nil)
 	agents := k.agents("connected")[:2]
 	if err := k.env.Emu.SetAgentActive(agents[0], false); err != nil {
 		t.Fatal(err)
 	}
-	data := `{"agentIds":["` + agents[0] + `"],"trackTimeout":"2s"}`
+	data := `{"agentIds":["` + agents[0] + `"]}`
 	first := k.track(handlers.ActionAgentsDisconnect, "req-repeat", data)
 	var wg sync.WaitGroup
 	for range 4 {
@@ -433,7 +440,10 @@ func TestTrackRepeatedRequest(t *testing.T) {
 	if r.Err != nil || string(r.Event.Data) != `{"affected":1}` {
 		t.Errorf("same id, other targets: %s %v", r.Event.Data, r.Err)
 	}
-	if o := k.ended(first.TrackingID, 6*trackInterval); o.Outcome() != subjects.OutcomeTimedOut {
+	if err := k.env.Emu.SetAgentActive(agents[0], true); err != nil {
+		t.Fatal(err)
+	}
+	if o := k.ended(first.TrackingID, 5*trackInterval); o.Outcome() != subjects.OutcomeCompleted {
 		t.Errorf("outcome %s", o.Outcome())
 	}
 	if n := len(k.outcomes()); n != 1 {
@@ -443,6 +453,7 @@ func TestTrackRepeatedRequest(t *testing.T) {
 
 // TestTrackDryRun: a dry run tracks nothing.
 func TestTrackDryRun(t *testing.T) {
+	t.Parallel()
 	k := startTracker(t, func(c *config.Config) { c.Service.DryRun = true })
 	r := k.send(handlers.ActionAgentsDisconnect, "req-dry", `{"agentIds":["`+k.env.Emu.IDs().Agents[0]+`"]}`)
 	if r.Err != nil || strings.Contains(string(r.Event.Data), "trackingId") || !strings.Contains(string(r.Event.Data), `"dryRun":true`) {
@@ -459,6 +470,7 @@ func TestTrackDryRun(t *testing.T) {
 // tracking id or subject, and counted in
 // s1bridge_tracking_untracked_total.
 func TestTrackStoreUnavailable(t *testing.T) {
+	t.Parallel()
 	k := startTracker(t, nil)
 	js, _ := jetstream.New(k.env.NC)
 	if err := js.DeleteKeyValue(ctxFor(t, 5*time.Second), k.sub.BucketName(subjects.BucketTracking)); err != nil {
@@ -555,6 +567,60 @@ func mustQuery(raw string) url.Values {
 	return q
 }
 
+// TestTrackingAcrossReplicas: of two replicas one polls, whichever
+// replica tracked the action; when it stops, the other carries on every
+// action it tracked, and each ends once.
+func TestTrackingAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	srv := testenv.NATSServer(t)
+	emu, url := testenv.Emulator(t, emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 8}),
+		emulator.WithActionDelay(actionDelay), emulator.WithRequestLog(10000))
+	cfg := testenv.Config(srv.ClientURL(), url)
+	m := cfg.Consoles["main"]
+	m.Tracking.PollInterval = trackInterval
+	cfg.Consoles["main"] = m
+	a := testenv.Connector(t, cfg, connector.WithLeaseTTL(1500*time.Millisecond))
+	b := testenv.Connector(t, cfg, connector.WithLeaseTTL(1500*time.Millisecond))
+	testenv.WaitFor(t, 10*time.Second, "a tracking leader", func() bool { return a.TrackingLeader("main") != b.TrackingLeader("main") })
+	leader, other := a, b
+	if b.TrackingLeader("main") {
+		leader, other = b, a
+	}
+	k := &tracker{t: t, env: &testenv.Env{Server: srv, Emu: emu, EmuURL: url, Cfg: cfg, Connector: other, NC: testenv.Conn(t, srv)}, sub: other.Subjects()}
+	threats := emu.AddThreats(10, time.Time{})
+	for _, id := range emu.IDs().Agents {
+		if err := emu.SetAgentActive(id, false); err != nil { // nothing confirms until the leader stops
+			t.Fatal(err)
+		}
+	}
+	ids := map[string]bool{}
+	for i, th := range threats {
+		ids[k.track(handlers.ActionThreatsMitigate, fmt.Sprint("replicas-", i), `{"threatIds":["`+th+`"],"action":"kill"}`).TrackingID] = true
+	}
+	emu.ResetRequests()
+	time.Sleep(2 * trackInterval)
+	if polls, _ := trackingCalls(emu); polls < 1 || polls > 3 {
+		t.Errorf("%d activities queries in 2 intervals, by two replicas", polls)
+	}
+	if err := leader.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "the other replica to take over", func() bool { return other.TrackingLeader("main") })
+	for _, id := range emu.IDs().Agents {
+		if err := emu.SetAgentActive(id, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id := range ids {
+		if o := k.ended(id, 5*trackInterval); o.Outcome() != subjects.OutcomeCompleted {
+			t.Errorf("%s: %s", id, o.Outcome())
+		}
+	}
+	if n := len(k.outcomes()); n != len(ids) {
+		t.Errorf("%d outcomes, want %d", n, len(ids))
+	}
+}
+
 // TestTrackingSurvivesSIGKILL runs the connector as a child process and
 // kills it with SIGKILL while tracked actions are pending (confirmations
 // arriving, deadlines passing, outcomes being published), twice, then lets
@@ -565,6 +631,7 @@ func TestTrackingSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the connector as a subprocess three times")
 	}
+	t.Parallel()
 	srv := testenv.NATSServer(t)
 	emu, emuURL := testenv.Emulator(t, emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 40}),
 		emulator.WithActionDelay(500*time.Millisecond))
@@ -695,4 +762,200 @@ func TestTrackingSurvivesSIGKILL(t *testing.T) {
 		t.Errorf("%d tracked actions have outcomes, %d were tracked, %d requested", len(out), len(want), all)
 	}
 	t.Logf("outcomes: %v", kinds)
+}
+
+// trackingCalls counts the upstream calls of the tracking poller in the
+// emulator's log: activities queries and lookups by ids of agents or
+// threats (nothing else in the benchmark reads either).
+func trackingCalls(emu *emulator.Emulator) (polls, lookups int) {
+	for _, r := range emu.Requests() {
+		switch {
+		case r.Method != http.MethodGet:
+		case strings.HasSuffix(r.Path, "/activities"):
+			polls++
+		case (strings.HasSuffix(r.Path, "/agents") || strings.HasSuffix(r.Path, "/threats")) && strings.Contains(r.RawQuery, "ids="):
+			lookups++
+		}
+	}
+	return polls, lookups
+}
+
+// BenchmarkTracking tracks 10,000 actions (5,000 isolations and 5,000
+// kills, one target each, on agents that are offline, so that they stay
+// pending) and measures what one poll interval costs upstream in steady
+// state (calls/interval: the target is at most one), and what a tracked
+// action costs in memory: the heap of this process before and after they
+// are tracked (the poller's state, the NATS server's store of the records,
+// the connections' buffers) less the heap the same 10,000 calls cost a
+// second emulator when made directly (the emulator's commands and
+// activities). Each iteration is one poll interval (1s): run it with
+// -benchtime 5x. Then 100 agents come back online: their 200 actions end
+// within a few intervals, still with one activities query per interval.
+func BenchmarkTracking(b *testing.B) {
+	const n = 10000
+	sizes := emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: n / 2 * 5 / 4})
+	env := testenv.Start(b, func(c *config.Config) {
+		c.Service.MaxInFlight = 512
+		m := c.Consoles["main"]
+		m.Tracking.PollInterval = trackInterval
+		c.Consoles["main"] = m
+	}, sizes, emulator.WithRequestLog(50000))
+	emu, sub := env.Emu, env.Connector.Subjects()
+	// Connected agents only (an isolated one is confirmed at once by its
+	// networkStatus), each with one threat, all offline.
+	var agents []string
+	for _, id := range emu.IDs().Agents {
+		if a, _ := emu.Agent(id); a.NetworkStatus == "connected" && len(agents) < n/2 {
+			agents = append(agents, id)
+		}
+	}
+	if len(agents) < n/2 {
+		b.Fatalf("%d connected agents", len(agents))
+	}
+	threats := emu.AddThreats(n/2, time.Time{})
+	offline := func(e *emulator.Emulator) {
+		for _, id := range e.IDs().Agents {
+			if err := e.SetAgentActive(id, false); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	offline(emu)
+	requests := make([][2]string, 0, n) // action, data
+	for i := range n / 2 {
+		requests = append(requests,
+			[2]string{handlers.ActionAgentsDisconnect, `{"agentIds":["` + agents[i] + `"]}`},
+			[2]string{handlers.ActionThreatsMitigate, `{"threatIds":["` + threats[i] + `"],"action":"kill"}`})
+	}
+	// The emulator renders each agent once and keeps it: render them all
+	// now, so that the heap measured below is not the lookups' renderings.
+	for cursor := ""; ; {
+		r := env.Call(b, handlers.ActionAgentsList, `{"limit":1000,"cursor":"`+cursor+`"}`)
+		var l handlers.ListReply
+		if r.Err != nil || json.Unmarshal(r.Event.Data, &l) != nil {
+			b.Fatalf("agents.list: %v", r.Err)
+		}
+		if l.NextCursor == nil {
+			break
+		}
+		cursor = *l.NextCursor
+	}
+	emu.ResetRequests()
+	heapBefore := heapInUse()
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 256)
+	errs := make(chan error, 1)
+	for _, r := range requests {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			reply, err := connector.Call(ctx, env.NC, sub.Action("main", r[0]), r[0], "/bench", []byte(r[1]))
+			if err == nil && reply.Err != nil {
+				err = reply.Err
+			} else if err == nil && !strings.Contains(string(reply.Event.Data), "trackingId") {
+				err = fmt.Errorf("%s: not tracked: %s", r[0], reply.Event.Data)
+			}
+			if err != nil {
+				select {
+				case errs <- err:
+				default:
+				}
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+	b.Logf("tracked %d actions in %s", n, time.Since(start).Round(time.Millisecond))
+	// The lookups of the isolations' networkStatus (2 intervals after each
+	// request, 500 ids a poll) are over when a whole interval passes
+	// without one.
+	lookupsDone := func() bool {
+		emu.ResetRequests()
+		time.Sleep(trackInterval + trackInterval/2)
+		_, l := trackingCalls(emu)
+		return l == 0
+	}
+	testenv.WaitFor(b, 60*time.Second, "the networkStatus lookups to end", lookupsDone)
+	if left := trackingRecords(b, env.NC, sub); left != n {
+		b.Fatalf("%d actions tracked, want %d", left, n)
+	}
+	heapAfter := heapInUse()
+	baseline := directCalls(b, n, sizes, offline)
+
+	emu.ResetRequests()
+	b.ResetTimer()
+	for b.Loop() {
+		time.Sleep(trackInterval)
+	}
+	b.StopTimer()
+	polls, lookups := trackingCalls(emu)
+	calls := float64(polls+lookups) / float64(b.N)
+	perAction := float64(heapAfter-heapBefore-baseline) / n
+
+	// 100 agents come back: their isolations (and kills) are confirmed.
+	emu.ResetRequests()
+	backAt := time.Now()
+	for _, id := range agents[:100] {
+		if err := emu.SetAgentActive(id, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+	testenv.WaitFor(b, 30*time.Second, "100 isolations to end", func() bool { return trackingRecords(b, env.NC, sub) <= n-100 })
+	took := time.Since(backAt)
+	backPolls, backLookups := trackingCalls(emu)
+
+	b.ReportMetric(calls, "calls/interval")
+	b.ReportMetric(perAction, "heap-B/action")
+	b.Logf("%d tracked actions: %.2f upstream calls per %s poll interval in steady state (%d activities queries, %d lookups in %d intervals); "+
+		"heap in use %d MB before, %d MB after, less %d MB for the same calls made to an emulator directly: %.0f B/action (NATS server included); "+
+		"100 agents back online: their actions ended in %s with %d activities queries and %d lookups",
+		n, calls, trackInterval, polls, lookups, b.N, heapBefore>>20, heapAfter>>20, baseline>>20, perAction,
+		took.Round(time.Millisecond), backPolls, backLookups)
+}
+
+// directCalls makes the upstream calls of BenchmarkTracking (n/2
+// isolations and n/2 kills, one target each, on offline agents) directly
+// to an emulator of its own, and returns the heap they cost: what an
+// emulator in this process keeps of them.
+func directCalls(b *testing.B, n int, sizes emulator.Option, offline func(*emulator.Emulator)) int64 {
+	base, url := testenv.Emulator(b, sizes, emulator.WithRequestLog(0))
+	threats := base.AddThreats(n/2, time.Time{})
+	var agents []string
+	for _, id := range base.IDs().Agents {
+		if a, _ := base.Agent(id); a.NetworkStatus == "connected" && len(agents) < n/2 {
+			agents = append(agents, id)
+		}
+	}
+	offline(base)
+	client, err := sentinelone.New(sentinelone.Config{BaseURL: url, Token: testenv.Token, Timeout: 10 * time.Second,
+		RatePerSecond: 1e6, RateBurst: 1e6, MaxConns: 256})
+	if err != nil {
+		b.Fatal(err)
+	}
+	before := heapInUse()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 256)
+	for i := range n / 2 {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := client.DisconnectAgents(ctx, agents[i:i+1]); err != nil {
+				b.Error(err)
+			}
+			if _, err := client.MitigateThreats(ctx, "kill", threats[i:i+1]); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	return heapInUse() - before
 }
