@@ -821,57 +821,24 @@ func BenchmarkTracking(b *testing.B) {
 		}
 	}
 	offline(emu)
-	requests := make([][2]string, 0, n) // action, data
+	reqs := make([]benchCall, 0, n)
 	for i := range n / 2 {
-		requests = append(requests,
-			[2]string{handlers.ActionAgentsDisconnect, `{"agentIds":["` + agents[i] + `"]}`},
-			[2]string{handlers.ActionThreatsMitigate, `{"threatIds":["` + threats[i] + `"],"action":"kill"}`})
+		reqs = append(reqs,
+			benchCall{handlers.ActionAgentsDisconnect, `{"agentIds":["` + agents[i] + `"]}`},
+			benchCall{handlers.ActionThreatsMitigate, `{"threatIds":["` + threats[i] + `"],"action":"kill"}`})
 	}
 	// The emulator renders each agent once and keeps it: render them all
 	// now, so that the heap measured below is not the lookups' renderings.
-	for cursor := ""; ; {
-		r := env.Call(b, handlers.ActionAgentsList, `{"limit":1000,"cursor":"`+cursor+`"}`)
-		var l handlers.ListReply
-		if r.Err != nil || json.Unmarshal(r.Event.Data, &l) != nil {
-			b.Fatalf("agents.list: %v", r.Err)
-		}
-		if l.NextCursor == nil {
-			break
-		}
-		cursor = *l.NextCursor
-	}
+	listAll(b, env, handlers.ActionAgentsList)
 	emu.ResetRequests()
 	heapBefore := heapInUse()
 	start := time.Now()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 256)
-	errs := make(chan error, 1)
-	for _, r := range requests {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			reply, err := connector.Call(ctx, env.NC, sub.Action("main", r[0]), r[0], "/bench", []byte(r[1]))
-			if err == nil && reply.Err != nil {
-				err = reply.Err
-			} else if err == nil && !strings.Contains(string(reply.Event.Data), "trackingId") {
-				err = fmt.Errorf("%s: not tracked: %s", r[0], reply.Event.Data)
-			}
-			if err != nil {
-				select {
-				case errs <- err:
-				default:
-				}
-			}
-		})
-	}
-	wg.Wait()
-	select {
-	case err := <-errs:
-		b.Fatal(err)
-	default:
-	}
+	callAll(b, env, reqs, func(r *connector.Reply) error {
+		if !strings.Contains(string(r.Event.Data), "trackingId") {
+			return fmt.Errorf("not tracked: %s", r.Event.Data)
+		}
+		return nil
+	})
 	b.Logf("tracked %d actions in %s", n, time.Since(start).Round(time.Millisecond))
 	// The lookups of the isolations' networkStatus (2 intervals after each
 	// request, 500 ids a poll) are over when a whole interval passes

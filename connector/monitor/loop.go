@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -59,17 +58,11 @@ func newMonitorLoop(ms *Set) *monitorLoop {
 // run loads the monitors and serves them until ctx ends or the store fails.
 func (l *monitorLoop) run(ctx context.Context) error {
 	ms := l.ms
-	e, err := ms.kv.Get(ctx, ms.cursorKey())
-	switch {
-	case err == nil:
-		var c pollCursor
-		if err := json.Unmarshal(e.Value(), &c); err != nil {
-			return fmt.Errorf("poll cursor: %w", err)
-		}
-		l.lastPoll, l.coveredRev = c.LastPoll, c.CoveredRev
-	case !errors.Is(err, jetstream.ErrKeyNotFound):
+	c, err := ms.st.LoadCursor(ctx, subjects.BucketMonitors, ms.cursorKey())
+	if err != nil {
 		return err
 	}
+	l.lastPoll, l.coveredRev = c.LastPoll, c.CoveredRev
 	// Subscribe before loading, so that no resolution falls in between.
 	events := make(chan *nats.Msg, monitorEventBuffer)
 	sub, err := ms.nc.ChanSubscribe(ms.subj.ThreatEvent(ms.console, "*", subjects.KindStatus, sentinelone.IncidentResolved), events)
@@ -298,13 +291,7 @@ func (l *monitorLoop) poll(ctx context.Context) error {
 		}
 	}
 	l.lastPoll, l.coveredRev = started, startRev
-	b, _ := json.Marshal(pollCursor{LastPoll: started, CoveredRev: startRev, Holder: l.ms.holder})
-	// A stale cursor only makes the next leader read further back, so a
-	// plain put is enough.
-	if _, err := l.ms.kv.Put(ctx, l.ms.cursorKey(), b); err != nil {
-		return fmt.Errorf("write poll cursor: %w", err)
-	}
-	return nil
+	return l.ms.st.SaveCursor(ctx, subjects.BucketMonitors, l.ms.cursorKey(), store.PollCursor{LastPoll: started, CoveredRev: startRev, Holder: l.ms.holder})
 }
 
 // onResolved ends the monitors of the threat a resolved event (published

@@ -115,15 +115,6 @@ type monitorEventData struct {
 	EndedAt   time.Time       `json:"endedAt"`
 }
 
-// pollCursor is the poller's progress, as stored in KV: every monitor whose
-// record revision is at most CoveredRev has had every resolution since
-// LastPoll (less the overlap) looked for.
-type pollCursor struct {
-	LastPoll   time.Time `json:"lastPoll"`
-	CoveredRev uint64    `json:"coveredRev"`
-	Holder     string    `json:"holder"`
-}
-
 // jsonDuration is a time.Duration written as a Go duration string.
 type jsonDuration time.Duration
 

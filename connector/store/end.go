@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -162,6 +164,42 @@ func (s *Store) Complete(ctx context.Context, bucket subjects.Bucket, key string
 	err := s.KV(bucket).Delete(ctx, key, jetstream.LastRevision(rev))
 	if err != nil && !IsConflict(err) { // a conflict: somebody completed it first
 		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// PollCursor is a poller's progress, as stored in KV: every record whose
+// revision is at most CoveredRev has had everything since LastPoll (less
+// the poller's overlap) looked at. A stale cursor only makes the next
+// poller read further back, so SaveCursor writes it with a plain put.
+type PollCursor struct {
+	LastPoll   time.Time `json:"lastPoll"`
+	CoveredRev uint64    `json:"coveredRev"`
+	Holder     string    `json:"holder"`
+}
+
+// LoadCursor reads the cursor at key of bucket; the zero cursor when there
+// is none yet.
+func (s *Store) LoadCursor(ctx context.Context, bucket subjects.Bucket, key string) (PollCursor, error) {
+	var c PollCursor
+	e, err := s.KV(bucket).Get(ctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return c, nil
+	case err != nil:
+		return c, err
+	}
+	if err := json.Unmarshal(e.Value(), &c); err != nil {
+		return c, fmt.Errorf("poll cursor %s: %w", key, err)
+	}
+	return c, nil
+}
+
+// SaveCursor writes c at key of bucket.
+func (s *Store) SaveCursor(ctx context.Context, bucket subjects.Bucket, key string, c PollCursor) error {
+	b, _ := json.Marshal(c)
+	if _, err := s.KV(bucket).Put(ctx, key, b); err != nil {
+		return fmt.Errorf("write poll cursor %s: %w", key, err)
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -69,17 +68,11 @@ func newLoop(s *Set) *loop {
 // run loads the records and serves them until ctx ends or the store fails.
 func (l *loop) run(ctx context.Context) error {
 	s := l.s
-	e, err := s.kv.Get(ctx, subjects.TrackingPollKey(s.console))
-	switch {
-	case err == nil:
-		var c pollCursor
-		if err := json.Unmarshal(e.Value(), &c); err != nil {
-			return fmt.Errorf("poll cursor: %w", err)
-		}
-		l.lastPoll, l.coveredRev = c.LastPoll, c.CoveredRev
-	case !errors.Is(err, jetstream.ErrKeyNotFound):
+	c, err := s.st.LoadCursor(ctx, subjects.BucketTracking, subjects.TrackingPollKey(s.console))
+	if err != nil {
 		return err
 	}
+	l.lastPoll, l.coveredRev = c.LastPoll, c.CoveredRev
 	w, err := s.kv.Watch(ctx, subjects.TrackingKeys(s.console))
 	if err != nil {
 		return err
@@ -574,10 +567,8 @@ func (l *loop) commit(ctx context.Context, t time.Time, startRev uint64, covered
 		delete(l.uncovered, id)
 	}
 	l.lastPoll, l.coveredRev = t, startRev
-	b, _ := json.Marshal(pollCursor{LastPoll: t, CoveredRev: startRev, Holder: l.s.holder})
-	// A stale cursor only makes the next poller read further back, so a
-	// plain put is enough.
-	if _, err := l.s.kv.Put(ctx, subjects.TrackingPollKey(l.s.console), b); err != nil && ctx.Err() == nil {
+	c := store.PollCursor{LastPoll: t, CoveredRev: startRev, Holder: l.s.holder}
+	if err := l.s.st.SaveCursor(ctx, subjects.BucketTracking, subjects.TrackingPollKey(l.s.console), c); err != nil && ctx.Err() == nil {
 		l.s.log.Warn("tracking: could not write the poll cursor", "error", err)
 	}
 }

@@ -121,15 +121,6 @@ type end struct {
 	EndedAt time.Time `json:"endedAt"`
 }
 
-// pollCursor is the poller's progress, as stored in KV: every record whose
-// revision is at most CoveredRev has had every activity since LastPoll
-// (less the overlap) looked at.
-type pollCursor struct {
-	LastPoll   time.Time `json:"lastPoll"`
-	CoveredRev uint64    `json:"coveredRev"`
-	Holder     string    `json:"holder"`
-}
-
 // Observer receives what the metrics count of tracking.
 type Observer interface {
 	// TrackingActive reports how many tracked actions of console await
