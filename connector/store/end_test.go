@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -133,5 +135,28 @@ func TestComplete(t *testing.T) {
 	}
 	if _, err := kv.Get(ctx, "b"); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Errorf("record b still there: %v", err)
+	}
+}
+
+// TestPollCursor: no cursor reads as the zero cursor; a saved one reads
+// back; an unreadable one is an error naming its key.
+func TestPollCursor(t *testing.T) {
+	st, _ := open(t, "s1")
+	ctx := context.Background()
+	if c, err := st.LoadCursor(ctx, subjects.BucketTracking, "main.poll"); err != nil || c != (PollCursor{}) {
+		t.Fatalf("no cursor: %+v %v", c, err)
+	}
+	want := PollCursor{LastPoll: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC), CoveredRev: 42, Holder: "replica-1"}
+	if err := st.SaveCursor(ctx, subjects.BucketTracking, "main.poll", want); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := st.LoadCursor(ctx, subjects.BucketTracking, "main.poll"); err != nil || c != want {
+		t.Errorf("read back %+v %v, want %+v", c, err, want)
+	}
+	if _, err := st.KV(subjects.BucketTracking).Put(ctx, "main.poll", []byte("{")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.LoadCursor(ctx, subjects.BucketTracking, "main.poll"); err == nil || !strings.Contains(err.Error(), "main.poll") {
+		t.Errorf("unreadable cursor: %v", err)
 	}
 }
