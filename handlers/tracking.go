@@ -122,8 +122,11 @@ func track(ctx context.Context, env *Env, affected int, spec TrackSpec) *Tracked
 		tr, err = env.Runtime.Track(ctx, env.Console, spec)
 	}
 	if err != nil {
+		// The targets, so that whoever reads the log can check them by hand
+		// (the first 50: a request may name thousands).
 		env.log().LogAttrs(ctx, slog.LevelError, "action accepted by SentinelOne but NOT TRACKED: no outcome event will follow, the reply has no trackingId",
-			slog.String("tracked_action", spec.Action), slog.Int("affected", affected), slog.Any("targets", spec.Targets), slog.Any("error", err))
+			slog.String("tracked_action", spec.Action), slog.Int("affected", affected), slog.Int("targets", len(spec.Targets)),
+			slog.Any("target_ids", spec.Targets[:min(len(spec.Targets), 50)]), slog.Any("error", err))
 		return reply
 	}
 	reply.TrackingID, reply.Subject = tr.TrackingID, tr.Subject
