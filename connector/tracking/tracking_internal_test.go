@@ -3,6 +3,7 @@ package tracking
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"reflect"
 	"regexp"
@@ -218,5 +219,69 @@ func TestLoopCompletesLeftClaims(t *testing.T) {
 	}
 	if !reflect.DeepEqual(info.State.Subjects, want) {
 		t.Errorf("events %v, want %v", info.State.Subjects, want)
+	}
+}
+
+// TestConfirm feeds activities to a loop holding a kill of two threats and
+// an isolation of one agent: only an activity of a confirming type, about a
+// target of the record, created after the request (less clockSkew) and no
+// later than the deadline counts; the first decisive one wins; a
+// pending-reboot report keeps its target pending with its message.
+func TestConfirm(t *testing.T) {
+	req := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	l := &loop{all: map[string]*tracked{}, byTarget: map[targetKey][]ref{}, uncovered: map[string]*tracked{}}
+	add := func(id, action, variant string, targets ...string) *tracked {
+		w := &tracked{rev: 1, conf: confirmationOf(action, variant), rec: record{TrackingID: id, Action: action, Variant: variant,
+			RequestedAt: req, Deadline: req.Add(time.Hour)}}
+		for _, tg := range targets {
+			w.rec.Targets = append(w.rec.Targets, events.ActionTarget{ID: tg, State: events.TargetPending})
+		}
+		l.all[id] = w
+		l.index(w)
+		return w
+	}
+	kill := add("k", handlers.ActionThreatsMitigate, "kill", "111", "222")
+	isolate := add("i", handlers.ActionAgentsDisconnect, "", "900")
+	act := func(typ int, agent, threat string, at time.Duration, msg string) {
+		l.confirm(&sentinelone.Activity{ID: fmt.Sprint("a", typ, at), ActivityType: typ, AgentID: agent, ThreatID: threat, CreatedAt: req.Add(at), PrimaryDescription: msg})
+	}
+	act(2001, "900", "333", time.Second, "another threat's kill")        // not a target of the kill
+	act(2001, "900", "111", -2*time.Second, "before the request")        // too early
+	act(2001, "900", "111", time.Hour+time.Second, "after the deadline") // too late
+	act(2004, "900", "111", time.Second, "a quarantine")                 // another kind
+	act(2031, "900", "111", 2*time.Second, "waits for a reboot")         // keeps it pending
+	act(2006, "900", "222", -500*time.Millisecond, "failed to kill")     // within the skew
+	act(2001, "900", "222", 3*time.Second, "killed after all")           // too late: decided
+	act(1001, "900", "111", 4*time.Second, "Agent disconnected")         // the isolation's, not the kill's
+	want := []events.ActionTarget{{ID: "111", State: events.TargetPending, Message: "waits for a reboot"}, {ID: "222", State: events.TargetFailed, Message: "failed to kill"}}
+	for i, w := range want {
+		got := kill.rec.Targets[i]
+		if got.ID != w.ID || got.State != w.State || got.Message != w.Message || (got.State == events.TargetPending) != (got.ActivityID == nil) {
+			t.Errorf("kill target %d: %+v, want %+v", i, got, w)
+		}
+	}
+	if kill.pending != 1 || !kill.dirty {
+		t.Errorf("kill: %d pending, dirty %t", kill.pending, kill.dirty)
+	}
+	if tg := isolate.rec.Targets[0]; tg.State != events.TargetSucceeded || *tg.ActivityID != fmt.Sprint("a", 1001, 4*time.Second) || !tg.At.Equal(req.Add(4*time.Second)) || isolate.pending != 0 {
+		t.Errorf("isolation: %+v", tg)
+	}
+	ends := l.decide(req.Add(time.Minute), true)
+	if len(ends) != 1 || ends[0].w != isolate || ends[0].end.Outcome != subjects.OutcomeCompleted || !ends[0].end.At.Equal(req.Add(4*time.Second)) {
+		t.Errorf("decided %+v", ends)
+	}
+	// Past the deadline, the kill times out; before a successful poll, it
+	// waits.
+	if ends := l.decide(req.Add(2*time.Hour), false); len(ends) != 1 {
+		t.Errorf("without a poll, %d endings", len(ends))
+	}
+	ends = l.decide(req.Add(2*time.Hour), true)
+	if len(ends) != 2 {
+		t.Fatalf("%d endings", len(ends))
+	}
+	for _, e := range ends {
+		if e.w == kill && (e.end.Outcome != subjects.OutcomeTimedOut || !e.end.At.Equal(kill.rec.Deadline)) {
+			t.Errorf("kill: %+v", e.end)
+		}
 	}
 }
