@@ -162,6 +162,9 @@ type (
 		Ingest Ingest `koanf:"ingest"`
 		// Monitor configures threats.monitor.
 		Monitor Monitor `koanf:"monitor"`
+		// Tracking configures the tracking of actions SentinelOne carries
+		// out later (DESIGN.md §13).
+		Tracking Tracking `koanf:"tracking"`
 	}
 
 	// Retry is the retry policy of one console's HTTP calls: exponential
@@ -225,6 +228,18 @@ type (
 		// DefaultTimeout is a monitor's lifetime when the request gives
 		// none.
 		DefaultTimeout time.Duration `koanf:"default_timeout"`
+	}
+
+	// Tracking configures action tracking on one console: how often the
+	// one poller asks SentinelOne for the activities that confirm the
+	// tracked actions, and how long it waits for them.
+	Tracking struct {
+		// PollInterval is the time between two activities queries, at
+		// least MinPollInterval.
+		PollInterval time.Duration `koanf:"poll_interval"`
+		// Timeout is how long an action is tracked when the request gives
+		// no trackTimeout: 1s to MaxTrackTimeout.
+		Timeout time.Duration `koanf:"timeout"`
 	}
 
 	// Streams configures the JetStream streams the connector creates.
@@ -336,7 +351,8 @@ func DefaultConsole() Console {
 			Overlap:    5 * time.Minute,
 			Alerts:     IngestAlerts{Enabled: true, PageSize: 500},
 		},
-		Monitor: Monitor{PollInterval: 30 * time.Second, DefaultTimeout: 12 * time.Hour},
+		Monitor:  Monitor{PollInterval: 30 * time.Second, DefaultTimeout: 12 * time.Hour},
+		Tracking: Tracking{PollInterval: 10 * time.Second, Timeout: time.Hour},
 	}
 }
 
@@ -358,6 +374,7 @@ func Demo() *Config {
 	main.APIToken = NewSecret(DemoToken)
 	main.Ingest.Interval = 5 * time.Second
 	main.Monitor.PollInterval = 5 * time.Second
+	main.Tracking.PollInterval = 2 * time.Second
 	c.Consoles = map[string]Console{"main": main}
 	return c
 }

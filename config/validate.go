@@ -21,6 +21,10 @@ const (
 	ReplicasMax     = 5           // streams.*.replicas is 1 to ReplicasMax (JetStream's limit)
 	MinPollInterval = time.Second // consoles.*.monitor.poll_interval is at least MinPollInterval
 	MaxTargetsMax   = 5000        // consoles.*.actions.max_targets is 1 to MaxTargetsMax (SentinelOne's largest ids filter)
+	// MinTrackTimeout and MaxTrackTimeout bound consoles.*.tracking.timeout
+	// and a request's trackTimeout (DESIGN.md §13).
+	MinTrackTimeout = time.Second
+	MaxTrackTimeout = 24 * time.Hour
 )
 
 // DefaultMaxTargets is the default of consoles.*.actions.max_targets.
@@ -203,6 +207,12 @@ func (c *Console) validate(p *problems, key string) {
 		p.add(key+".monitor.poll_interval", fmt.Errorf("must be at least %s", MinPollInterval))
 	}
 	positive(p, key+".monitor.default_timeout", c.Monitor.DefaultTimeout)
+	if c.Tracking.PollInterval < MinPollInterval {
+		p.add(key+".tracking.poll_interval", fmt.Errorf("must be at least %s", MinPollInterval))
+	}
+	if c.Tracking.Timeout < MinTrackTimeout || c.Tracking.Timeout > MaxTrackTimeout {
+		p.add(key+".tracking.timeout", fmt.Errorf("%s is out of range %s to %s", c.Tracking.Timeout, MinTrackTimeout, MaxTrackTimeout))
+	}
 }
 
 // checkConsoleURL accepts Emulator or an absolute http(s) URL with a host and

@@ -27,6 +27,7 @@ import (
 	"github.com/s1bridge/s1bridge/connector/lease"
 	"github.com/s1bridge/s1bridge/connector/monitor"
 	"github.com/s1bridge/s1bridge/connector/store"
+	"github.com/s1bridge/s1bridge/connector/tracking"
 	"github.com/s1bridge/s1bridge/handlers"
 	"github.com/s1bridge/s1bridge/sentinelone"
 	"github.com/s1bridge/s1bridge/subjects"
@@ -85,6 +86,7 @@ type console struct {
 	// ingest holds one ingester per source, threats first.
 	ingest   []*ingest.Ingester
 	monitors *monitor.Set
+	tracking *tracking.Set
 }
 
 // ingester returns the console's ingester of entity e, or nil.
@@ -241,7 +243,7 @@ func (c *Connector) Start(ctx context.Context) error {
 }
 
 // startBackground starts, per console, the ingestion loop of each source
-// when ingest is enabled, and the monitor loop. The loops stop when Stop
+// when ingest is enabled, the monitor loop and the tracking loop. The loops stop when Stop
 // cancels them.
 func (c *Connector) startBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -254,6 +256,7 @@ func (c *Connector) startBackground() {
 			}
 		}
 		c.bg.Go(func() { cs.monitors.Run(ctx) })
+		c.bg.Go(func() { cs.tracking.Run(ctx) })
 	}
 }
 
@@ -388,6 +391,7 @@ func (c *Connector) buildConsoles(st *store.Store) (map[string]*console, error) 
 			Store: st, Conn: c.nc, Holder: c.holder, LeaseTTL: c.opts.leaseTTL,
 			Log: log.With("loop", "monitors"), Observer: c.metrics,
 		})
+		cs.tracking = c.newTracking(name, cc, client, st, log)
 		consoles[name] = cs
 	}
 	return consoles, nil

@@ -36,6 +36,9 @@ const (
 	// timeout of envChildActionTimeout: the idempotency takeover test's.
 	childActions          = "actions"
 	envChildActionTimeout = "S1BRIDGE_TEST_CHILD_ACTION_TIMEOUT"
+	// childTracking runs the child with ingestion off and the tracking
+	// poller at trackInterval: the tracking crash test's child.
+	childTracking = "tracking"
 )
 
 func TestMain(m *testing.M) {
@@ -51,7 +54,13 @@ func runChild() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := testenv.Config(os.Getenv(envChildNATS), os.Getenv(envChildEmu))
-	if mode := os.Getenv(envChild); mode != childMonitors && mode != childActions {
+	switch os.Getenv(envChild) {
+	case childMonitors, childActions:
+	case childTracking:
+		m := cfg.Consoles["main"]
+		m.Tracking.PollInterval = trackInterval
+		cfg.Consoles["main"] = m
+	default:
 		testenv.IngestOn(cfg)
 	}
 	if d, err := time.ParseDuration(os.Getenv(envChildActionTimeout)); err == nil {

@@ -33,6 +33,8 @@ type metrics struct {
 	monitors       *prometheus.GaugeVec
 	auditFailures  *prometheus.CounterVec
 	replays        *prometheus.CounterVec
+	tracking       *prometheus.GaugeVec
+	untracked      *prometheus.CounterVec
 
 	mu         sync.Mutex
 	watermarks map[string]time.Time // console → watermark, for the age gauge
@@ -82,9 +84,15 @@ func newMetrics() *metrics {
 	m.replays = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "s1bridge_idempotent_replays_total", Help: "Repeats of mutating requests answered with the first request's stored reply, running nothing.",
 	}, []string{"console"})
+	m.tracking = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "s1bridge_tracking_active", Help: "Tracked actions awaiting SentinelOne's confirmation or their deadline.",
+	}, []string{"console"})
+	m.untracked = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "s1bridge_tracking_untracked_total", Help: "Actions SentinelOne accepted that could not be tracked (replied without trackingId; no outcome event follows).",
+	}, []string{"console"})
 	for _, c := range []prometheus.Collector{
 		m.actionRequests, m.actionDuration, m.upstream, m.upstreamDur, m.retries, m.rateWait,
-		m.published, m.duplicates, m.polls, m.lag, m.monitors, m.auditFailures, m.replays,
+		m.published, m.duplicates, m.polls, m.lag, m.monitors, m.auditFailures, m.replays, m.tracking, m.untracked,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		f(c)
@@ -138,6 +146,11 @@ func (m *metrics) MonitorsActive(console string, n int) {
 	m.monitors.WithLabelValues(console).Set(float64(n))
 }
 
+// TrackingActive implements tracking.Observer.
+func (m *metrics) TrackingActive(console string, n int) {
+	m.tracking.WithLabelValues(console).Set(float64(n))
+}
+
 // initConsole creates, at zero, every series of console whose labels are
 // known before anything happens, so that dashboards and alert rules see the
 // console from the start and rate() counts its first event (Prometheus'
@@ -153,6 +166,8 @@ func (m *metrics) initConsole(console string) {
 	m.duplicates.WithLabelValues(console)
 	m.rateWait.WithLabelValues(console)
 	m.monitors.WithLabelValues(console).Set(0)
+	m.tracking.WithLabelValues(console).Set(0)
+	m.untracked.WithLabelValues(console)
 	m.lag.WithLabelValues(console).Set(0) // 0 until the first complete poll
 	m.auditFailures.WithLabelValues(console)
 	m.replays.WithLabelValues(console)

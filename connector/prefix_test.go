@@ -101,13 +101,13 @@ func TestTwoDeploymentsShareNothing(t *testing.T) {
 			t.Errorf("%s lists %d monitors, want %d", prefix, l.TotalItems, want)
 		}
 	}
-	// Each owns its four buckets and its audit stream, and shares none.
+	// Each owns its buckets and its audit stream, and shares none.
 	var buckets []string
 	for name := range js.KeyValueStoreNames(ctx).Name() {
 		buckets = append(buckets, name)
 	}
 	slices.Sort(buckets)
-	want := []string{"S1_LEASES", "S1_MONITORS", "S1_REQUESTS", "S1_STATE", "S2_LEASES", "S2_MONITORS", "S2_REQUESTS", "S2_STATE"}
+	want := []string{"S1_LEASES", "S1_MONITORS", "S1_REQUESTS", "S1_STATE", "S1_TRACKING", "S2_LEASES", "S2_MONITORS", "S2_REQUESTS", "S2_STATE", "S2_TRACKING"}
 	if !slices.Equal(buckets, want) {
 		t.Errorf("buckets %v, want %v", buckets, want)
 	}

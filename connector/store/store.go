@@ -46,6 +46,7 @@ var buckets = []struct {
 	{subjects.BucketLeases, "s1bridge: leader leases (expire when not renewed)", func(o Options) time.Duration { return o.LeaseTTL }},
 	{subjects.BucketMonitors, "s1bridge: active threat monitors", nil},
 	{subjects.BucketRequests, "s1bridge: mutating requests and their outcomes, answered to their repeats", func(o Options) time.Duration { return o.Config.Service.IdempotencyWindow }},
+	{subjects.BucketTracking, "s1bridge: tracked actions awaiting SentinelOne's confirmation", nil},
 }
 
 // PublishAckTimeout bounds the wait for the ack of one asynchronous publish

@@ -55,7 +55,7 @@ func TestOpenNamesFromPrefix(t *testing.T) {
 			audit.Name, audit.Subjects, audit.MaxAge, audit.Duplicates, audit.DenyDelete, audit.DenyPurge)
 	}
 	ttls := map[subjects.Bucket]time.Duration{subjects.BucketLeases: 3 * time.Second, subjects.BucketRequests: 24 * time.Hour}
-	for b, want := range map[subjects.Bucket]string{subjects.BucketState: "NC_STATE", subjects.BucketLeases: "NC_LEASES", subjects.BucketMonitors: "NC_MONITORS", subjects.BucketRequests: "NC_REQUESTS"} {
+	for b, want := range map[subjects.Bucket]string{subjects.BucketState: "NC_STATE", subjects.BucketLeases: "NC_LEASES", subjects.BucketMonitors: "NC_MONITORS", subjects.BucketRequests: "NC_REQUESTS", subjects.BucketTracking: "NC_TRACKING"} {
 		kv := st.KV(b)
 		if kv == nil || kv.Bucket() != want {
 			t.Fatalf("bucket %s: %v, want %s", b, kv, want)
@@ -75,7 +75,7 @@ func TestOpenNamesFromPrefix(t *testing.T) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	if want := []string{"KV_NC_LEASES", "KV_NC_MONITORS", "KV_NC_REQUESTS", "KV_NC_STATE", "NC_AUDIT", "NC_EVENTS"}; !slices.Equal(names, want) {
+	if want := []string{"KV_NC_LEASES", "KV_NC_MONITORS", "KV_NC_REQUESTS", "KV_NC_STATE", "KV_NC_TRACKING", "NC_AUDIT", "NC_EVENTS"}; !slices.Equal(names, want) {
 		t.Errorf("streams %v, want %v", names, want)
 	}
 }
