@@ -65,8 +65,8 @@ func TestResponseActionsThroughNATS(t *testing.T) {
 			if r.Err != nil {
 				t.Fatalf("%d %s", r.Err.Code, r.Err.Message)
 			}
-			if tc.reply != "" && string(r.Event.Data) != tc.reply {
-				t.Errorf("reply %s, want %s", r.Event.Data, tc.reply)
+			if tc.reply != "" && trackless(t, r.Event.Data) != tc.reply {
+				t.Errorf("reply %s, want %s with a trackingId and subject when tracked", r.Event.Data, tc.reply)
 			}
 			got := env.Emu.Requests()
 			if len(got) != len(tc.calls) {
@@ -166,4 +166,32 @@ func TestMaxTargetsFromConfig(t *testing.T) {
 	if r := env.Call(t, handlers.ActionAgentsScanStart, `{"agentIds":`+list(agents[:2])+`}`); r.Err != nil {
 		t.Errorf("two ids refused: %v", r.Err)
 	}
+}
+
+// trackless returns a reply's data without the trackingId and subject of a
+// tracked action (DESIGN.md §13), after checking that they go together and
+// that the subject names the tracking id.
+func trackless(t *testing.T, data []byte) string {
+	t.Helper()
+	var r map[string]json.RawMessage
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatalf("reply %s: %v", data, err)
+	}
+	id, hasID := r["trackingId"]
+	subj, hasSubj := r["subject"]
+	if hasID != hasSubj {
+		t.Errorf("reply %s: trackingId and subject must come together", data)
+	}
+	if hasID {
+		var tid, s string
+		_ = json.Unmarshal(id, &tid)
+		_ = json.Unmarshal(subj, &s)
+		if !strings.HasSuffix(s, ".event.action."+tid+".*") {
+			t.Errorf("reply %s: subject does not name the tracking id", data)
+		}
+		delete(r, "trackingId")
+		delete(r, "subject")
+	}
+	out, _ := json.Marshal(r)
+	return string(out)
 }

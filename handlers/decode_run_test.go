@@ -43,7 +43,7 @@ func TestDecodeThenRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, ok := out.(*AffectedReply); !ok || r.Affected != 1 {
+	if r, ok := out.(*TrackedReply); !ok || r.Affected != 1 || r.TrackingID != "" {
 		t.Errorf("Run replied %#v", out)
 	}
 	if n := len(c.callsTo("POST /agents/actions/disconnect")); n != 1 {
