@@ -309,6 +309,12 @@ func TestAlertIngestRecoversStateLostAfterPublish(t *testing.T) {
 	if created != 1 || changed != 1 {
 		t.Fatalf("created %d, verdict.%s %d events; want 1 and 1", created, to, changed)
 	}
+	// And nothing else: a recovered state that differs from what the poll
+	// reads (the stored lower_snake values) would publish changes that
+	// never happened.
+	if n := h.msgs(); n != 3+1 {
+		t.Fatalf("stream holds %d events, want 3 created and 1 change", n)
+	}
 }
 
 // TestAlertHalt: a console without Unified Alerts (404 or 403 on the
