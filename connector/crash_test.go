@@ -32,6 +32,10 @@ const (
 	// childMonitors, as the value of envChild, runs the child with
 	// ingestion off: the monitor crash test's child.
 	childMonitors = "monitors"
+	// childAlerts runs the child with ingestion on and pages of
+	// childAlertPage Unified Alerts: the alert crash test's child.
+	childAlerts    = "alerts"
+	childAlertPage = 100
 )
 
 func TestMain(m *testing.M) {
@@ -49,6 +53,11 @@ func runChild() int {
 	cfg := testenv.Config(os.Getenv(envChildNATS), os.Getenv(envChildEmu))
 	if os.Getenv(envChild) != childMonitors {
 		testenv.IngestOn(cfg)
+	}
+	if os.Getenv(envChild) == childAlerts {
+		m := cfg.Consoles["main"]
+		m.Ingest.Alerts.PageSize = childAlertPage
+		cfg.Consoles["main"] = m
 	}
 	log := slog.New(slog.DiscardHandler)
 	if os.Getenv("S1BRIDGE_TEST_LOG") != "" {
