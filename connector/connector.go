@@ -415,7 +415,7 @@ func (c *Connector) alertIngester(name string, cc config.Console, client *sentin
 		Console: name, Source: ingest.Alerts(client, c.opts.uamRetry),
 		Interval: cc.Ingest.Interval, FirstFetch: cc.Ingest.FirstFetch, Overlap: cc.Ingest.Overlap, PageSize: cc.Ingest.Alerts.PageSize,
 		Store: st, Holder: c.holder, LeaseTTL: c.opts.leaseTTL,
-		Log: log.With("loop", "ingest", "source", subjects.EntityAlert), Observer: c.metrics,
+		Log: log.With("loop", "ingest-alerts"), Observer: c.metrics,
 	})
 }
 
