@@ -15,6 +15,7 @@ import (
 	"github.com/s1bridge/s1bridge/emulator"
 	"github.com/s1bridge/s1bridge/handlers"
 	"github.com/s1bridge/s1bridge/internal/testenv"
+	"github.com/s1bridge/s1bridge/schema"
 	"github.com/s1bridge/s1bridge/sentinelone"
 	"github.com/s1bridge/s1bridge/subjects"
 )
@@ -55,6 +56,9 @@ func ingestStatus(t testing.TB, env *testenv.Env) handlers.IngestStatusReply {
 	if r.Err != nil {
 		t.Fatalf("ingest.status: %d %s", r.Err.Code, r.Err.Message)
 	}
+	if err := schema.ValidateReply("ingest.status", r.Event.Data); err != nil {
+		t.Errorf("%v\n%s", err, r.Event.Data)
+	}
 	var s handlers.IngestStatusReply
 	if err := json.Unmarshal(r.Event.Data, &s); err != nil {
 		t.Fatal(err)
@@ -94,8 +98,12 @@ func TestAlertIngestionWithoutUAM(t *testing.T) {
 
 			var s handlers.IngestStatusReply
 			testenv.WaitFor(t, 20*time.Second, "the threats in the stream and the alerts' reason in ingest.status", func() bool {
+				// The stream first: the status read after it counts them all.
+				if countEvents(t, env)[subjects.TypeThreatCreated] != threats {
+					return false
+				}
 				s = ingestStatus(t, env)
-				return s.Alerts != nil && s.Alerts.LastError != "" && countEvents(t, env)[subjects.TypeThreatCreated] == threats
+				return s.Alerts != nil && s.Alerts.LastError != "" && s.Published == threats && s.Watermark != nil
 			})
 			if !strings.Contains(s.Alerts.LastError, "does not serve Unified Alerts") || !strings.Contains(s.Alerts.LastError, fmt.Sprint(status)) ||
 				!s.Alerts.Leader || s.Alerts.Watermark != nil || s.Alerts.Published != 0 {
