@@ -253,16 +253,17 @@ func TestAlertIngestLateIndexed(t *testing.T) {
 	in := h.alertIngester("a", 0)
 	h.run(in)
 	h.waitPolls(in, 2)
-	// Alerts updated a minute ago but indexed only in a few seconds: the
-	// watermark passes them, the overlap must still find them.
+	// Alerts updated a minute ago but indexed only a minute from now (on
+	// the emulator's clock, which the test moves): the watermark passes
+	// them, the overlap (5 minutes) must still find them.
 	at := clock.Now().Add(-time.Minute)
-	late := h.emu.AddLateUAMAlerts(7, at, clock.Now().Add(2*time.Second))
+	late := h.emu.AddLateUAMAlerts(7, at, clock.Now().Add(time.Minute))
 	fresh := h.emu.AddUAMAlerts(3, time.Time{})
 	h.waitPolls(in, 2)
 	if n := h.msgs(); n != 13 {
 		t.Fatalf("before the late alerts are visible, the stream holds %d events, want 10 + 3", n)
 	}
-	clock.Advance(3 * time.Second)
+	clock.Advance(2 * time.Minute)
 	h.waitPolls(in, 2)
 	evs := h.events()
 	testparts.CheckExactlyOnceOf(t, evs, subjects.EntityAlert, h.emu.IDs().UAMAlerts)
@@ -363,7 +364,7 @@ func TestAlertHalt(t *testing.T) {
 // 404, alert ingestion is halted (ready) and asks again only every retry;
 // when the path answers, the backlog is published and the halt cleared.
 func TestAlertIngestResumesWhenUAMComesBack(t *testing.T) {
-	const retry = 2 * time.Second
+	const retry = 3 * time.Second
 	h := newHarness(t, nil, uamSized(30), emulator.WithRequestLog(10000))
 	if err := h.emu.Inject(emulator.Fault{Kind: emulator.FaultServerError, Status: http.StatusNotFound, Path: sentinelone.PathUAMGraphQL}); err != nil {
 		t.Fatal(err)
@@ -380,9 +381,9 @@ func TestAlertIngestResumesWhenUAMComesBack(t *testing.T) {
 		t.Fatalf("status %+v (%v): want the leader, the reason, no watermark", s, err)
 	}
 	calls := h.emu.RequestCount(sentinelone.APIPrefix + sentinelone.PathUAMGraphQL)
-	time.Sleep(retry / 2)
+	time.Sleep(retry / 3)
 	if n := h.emu.RequestCount(sentinelone.APIPrefix + sentinelone.PathUAMGraphQL); n != calls {
-		t.Errorf("%d GraphQL calls within half the retry (interval %s): the halt must wait for the retry", n-calls, h.cfg.Consoles["main"].Ingest.Interval)
+		t.Errorf("%d GraphQL calls within a third of the retry (interval %s): the halt must wait for the retry", n-calls, h.cfg.Consoles["main"].Ingest.Interval)
 	}
 	h.emu.ClearFaults()
 	testparts.WaitFor(t, 3*retry, "every alert once the path answers", func() bool { return h.msgs() >= 30 })
