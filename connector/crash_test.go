@@ -89,6 +89,14 @@ func startChildMode(t *testing.T, mode, natsURL, emuURL string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// A test that fails while a child runs must not leave it behind,
+	// reconnecting for ever to a server that is gone.
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
 	return cmd
 }
 
