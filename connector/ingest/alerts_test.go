@@ -395,3 +395,29 @@ func TestAlertIngestResumesWhenUAMComesBack(t *testing.T) {
 	}
 	testparts.CheckExactlyOnceOf(t, h.events(), subjects.EntityAlert, h.emu.IDs().UAMAlerts)
 }
+
+// TestAlertIngestInBackgroundLane: every GraphQL call alert ingestion makes
+// waits for the console's rate limiter in the background lane, behind
+// mutating and read actions (DESIGN.md §14), whatever lane the loop's
+// context carries.
+func TestAlertIngestInBackgroundLane(t *testing.T) {
+	h := newHarness(t, nil, uamSized(30))
+	lim := sentinelone.NewLaneLimiter(100000, 100000)
+	m := h.cfg.Consoles["main"]
+	client, err := sentinelone.New(sentinelone.Config{BaseURL: m.URL, Token: m.APIToken.Reveal(), Timeout: m.Timeout, RetryMax: -1}, sentinelone.WithLimiter(lim))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := Alerts(client, 0)
+	n := 0
+	for page, err := range src.Pages(sentinelone.WithLane(t.Context(), sentinelone.LaneRead), time.Time{}, 10) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(page)
+	}
+	s := lim.Stats()
+	if n != 30 || s.Granted[sentinelone.LaneBackground] != 3 || s.Served() != 3 {
+		t.Errorf("%d alerts in %v calls by lane (indexed by sentinelone.Lane); want 30 in 3 background calls", n, s.Granted)
+	}
+}
