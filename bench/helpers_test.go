@@ -109,28 +109,37 @@ func TestParseHostBusy(t *testing.T) {
 	}
 }
 
-func TestThreatOf(t *testing.T) {
+func TestObjectOf(t *testing.T) {
 	s, err := subjects.New("s1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := threatOf(s.ThreatEvent("main", "1938475610293847561", subjects.KindCreated, ""))
+	id, err := objectOf(s.ThreatEvent("main", "1938475610293847561", subjects.KindCreated, ""), subjects.EntityThreat)
 	if err != nil || id != "1938475610293847561" {
-		t.Errorf("threatOf(created) = %q, %v", id, err)
+		t.Errorf("objectOf(threat created) = %q, %v", id, err)
 	}
-	if _, err := threatOf(s.ThreatEvent("main", "1938475610293847561", subjects.KindStatus, "resolved")); err == nil {
-		t.Error("threatOf accepted a status event")
+	if _, err := objectOf(s.ThreatEvent("main", "1938475610293847561", subjects.KindStatus, "resolved"), subjects.EntityThreat); err == nil {
+		t.Error("objectOf accepted a status event")
+	}
+	const uuid = "00000000-0000-7000-8000-00000000a001"
+	if id, err := objectOf(s.AlertEvent("main", uuid, subjects.KindCreated, ""), subjects.EntityAlert); err != nil || id != uuid {
+		t.Errorf("objectOf(alert created) = %q, %v", id, err)
+	}
+	if _, err := objectOf(s.AlertEvent("main", uuid, subjects.KindCreated, ""), subjects.EntityThreat); err == nil {
+		t.Error("objectOf took an alert event for a threat's")
 	}
 }
 
 func TestPadData(t *testing.T) {
-	for _, n := range []int{0, 5, 21, 22, 4142} {
-		b := padData(n)
-		if len(b) != n {
-			t.Errorf("padData(%d) has %d bytes", n, len(b))
-		}
-		if n >= 21 && !json.Valid(b) {
-			t.Errorf("padData(%d) = %q is not JSON", n, b)
+	for _, e := range []subjects.Entity{subjects.EntityThreat, subjects.EntityAlert} {
+		for _, n := range []int{0, 5, 21, 22, 4142} {
+			b := padData(n, e)
+			if len(b) != n {
+				t.Errorf("padData(%d, %s) has %d bytes", n, e, len(b))
+			}
+			if n >= 21 && !json.Valid(b) {
+				t.Errorf("padData(%d, %s) = %q is not JSON", n, e, b)
+			}
 		}
 	}
 }
@@ -149,7 +158,7 @@ func TestPublishJobMessage(t *testing.T) {
 		"ce-type":            {subjects.TypeThreatCreated},
 	}
 	job := &publishJob{Header: cloneHeader(tmpl), TemplateID: tmplID}
-	data := padData(100)
+	data := padData(100, subjects.EntityThreat)
 	m0, m1 := job.message(raw, 0, data), job.message(raw, 1, data)
 	if m0.Header.Get(subjects.HeaderMsgID) == m1.Header.Get(subjects.HeaderMsgID) {
 		t.Errorf("two messages share Nats-Msg-Id %q", m0.Header.Get(subjects.HeaderMsgID))
@@ -176,5 +185,32 @@ func TestHeaderLen(t *testing.T) {
 	}
 	if headerLen(nil) != 0 {
 		t.Error("headerLen(nil) != 0")
+	}
+}
+
+// TestPublishJobAlertMessage: for the Unified Alerts backlog the raw
+// publisher's messages are alert events' twins: UUID ids of the emulator's
+// length, alert subjects of the same length.
+func TestPublishJobAlertMessage(t *testing.T) {
+	const tmplID = "00000000-0000-7000-8000-00000000a001"
+	events, _ := subjects.New("s1")
+	raw, _ := subjects.New(rawPrefix)
+	tmpl := nats.Header{
+		subjects.HeaderMsgID: {subjects.CreatedEventID("main", subjects.EntityAlert, tmplID)},
+		"ce-id":              {subjects.CreatedEventID("main", subjects.EntityAlert, tmplID)},
+		"ce-subject":         {tmplID},
+		"ce-type":            {subjects.TypeAlertCreated},
+	}
+	job := &publishJob{Entity: subjects.EntityAlert, Header: cloneHeader(tmpl), TemplateID: tmplID}
+	data := padData(100, subjects.EntityAlert)
+	m0, m1 := job.message(raw, 0, data), job.message(raw, 70000, data)
+	if m0.Header.Get(subjects.HeaderMsgID) == m1.Header.Get(subjects.HeaderMsgID) || len(m0.Header.Get("ce-subject")) != len(tmplID) {
+		t.Errorf("ids %q, %q: want unique ids as long as %q", m0.Header.Get("ce-subject"), m1.Header.Get("ce-subject"), tmplID)
+	}
+	if got := headerLen(m1.Header); got != headerLen(tmpl) {
+		t.Errorf("message headers are %d B, the template's %d B", got, headerLen(tmpl))
+	}
+	if want := events.AlertEvent("main", tmplID, subjects.KindCreated, ""); len(m1.Subject) != len(want) || !strings.Contains(m1.Subject, ".event.alert.") {
+		t.Errorf("subject %q, want an alert subject as long as %q", m1.Subject, want)
 	}
 }

@@ -25,7 +25,8 @@ import (
 // The ingestion benchmark's size, targets and limits.
 const (
 	backlog          = 100000                // threats seeded, created events expected
-	targetIngestRate = 0.50                  // s1bridge threats/s at least half the raw JetStream publish rate
+	alertBacklog     = 50000                 // Unified Alerts seeded for the alert run
+	targetIngestRate = 0.50                  // s1bridge objects/s at least half the raw JetStream publish rate
 	targetRSS        = 150 << 20             // peak RSS of the connector while ingesting the backlog
 	rawStream        = "S1_BENCH_RAW"        // the raw publisher's stream, configured as the events stream
 	rawPrefix        = "s2"                  // its subject prefix: as long as s1, so subjects are as long
@@ -34,41 +35,60 @@ const (
 	runLimit         = 3 * time.Minute       // a run that takes longer has failed
 )
 
-// ingestRun is one process publishing into a stream: the connector
-// ingesting the backlog, or the raw publisher.
+// backlogOf is one kind of backlog the benchmark ingests: entity's objects,
+// count of them, each giving one created event.
+type backlogOf struct {
+	entity subjects.Entity
+	count  int
+}
+
+var (
+	threatBacklog = backlogOf{subjects.EntityThreat, backlog}
+	uamBacklog    = backlogOf{subjects.EntityAlert, alertBacklog}
+)
+
+// ingestRun is one process publishing n messages into a stream: the
+// connector ingesting a backlog, or the raw publisher.
 type ingestRun struct {
+	n             int
 	firstMsg, all time.Duration // from process start to the first message, to all of them
 	rss           int64         // peak RSS (VmHWM) of the process
 	cpu           time.Duration // the process's user + system time
-	parentCPU     time.Duration // the parent's (NATS server, emulator) over the same time
+	parentCPU     time.Duration // the parent's (NATS server, emulators) over the same time
 	others        float64       // CPUs used by the rest of the machine meanwhile
 	storedPerMsg  float64       // stream bytes / messages
 }
 
-func (r ingestRun) rate() float64 { return backlog / r.all.Seconds() }
+func (r ingestRun) rate() float64 { return float64(r.n) / r.all.Seconds() }
 
-// ingestResult is one whole measurement.
+// ingestResult is one whole measurement of one backlog.
 type ingestResult struct {
+	of                 backlogOf
 	bridge, raw        ingestRun
 	upstream           time.Duration // reading the backlog with the client alone
 	dataLen, headerLen int           // the raw publisher's data and header sizes
 }
 
-// BenchmarkIngestBacklog measures the ingestion of a 100,000-threat backlog:
-// from the start of a connector process until the events stream holds the
-// 100,000 created events, beside the rate at which a process publishing
-// 100,000 messages of the same size with PublishMsgAsync fills a stream of
-// the same configuration on the same server (the most any JetStream
-// publisher can do here), and the connector's peak RSS. NATS and the
-// emulator run in this process; the connector and the raw publisher run as
-// child processes, so that RSS and CPU are theirs alone. Targets: at least
-// 50% of the raw rate, at most 150 MiB. Each iteration is one whole
-// measurement from an empty store; run it with -benchtime 1x.
+func (r ingestResult) ratio() float64 { return r.bridge.rate() / r.raw.rate() }
+
+// BenchmarkIngestBacklog measures the ingestion of a 100,000-threat backlog
+// and of a 50,000-alert Unified Alerts backlog: from the start of a
+// connector process until the events stream holds every created event,
+// beside the rate at which a process publishing as many messages of the
+// same size with PublishMsgAsync fills a stream of the same configuration
+// on the same server (the most any JetStream publisher can do here), and
+// the connector's peak RSS. NATS and the emulators (one per backlog) run in
+// this process; the connectors and the raw publishers run as child
+// processes, so that RSS and CPU are theirs alone. Targets, for each
+// backlog: at least 50% of the raw rate, at most 150 MiB. Each iteration is
+// one whole measurement of both from an empty store; run it with
+// -benchtime 1x.
 func BenchmarkIngestBacklog(b *testing.B) {
 	sizes := emulator.DefaultSizes()
-	sizes.Threats = backlog
+	sizes.Threats, sizes.UAMAlerts = backlog, 0
 	srv := testenv.NATSServer(b)
 	_, emuURL := testenv.Emulator(b, emulator.WithSizes(sizes), emulator.WithRequestLog(0))
+	_, uamURL := testenv.Emulator(b, emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 1, Agents: 5, UAMAlerts: alertBacklog}), emulator.WithRequestLog(0))
 	nc := testenv.Conn(b, srv)
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -76,81 +96,103 @@ func BenchmarkIngestBacklog(b *testing.B) {
 	}
 	// The emulator renders a threat's JSON the first time it serves it and
 	// keeps it: render them all now, so the runs below do not pay for it
-	// (a real console renders on its own machine).
+	// (a real console renders on its own machine). It renders Unified
+	// Alerts on every query (the upstream-alone row shows what that costs).
 	render, err := warmEmulator(b.Context(), emuURL)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var r ingestResult
+	var r, a ingestResult
 	for b.Loop() {
 		ctx, cancel := context.WithTimeout(b.Context(), 3*runLimit)
-		r, err = ingestOnce(ctx, js, srv.ClientURL(), emuURL)
+		r, err = ingestOnce(ctx, js, srv.ClientURL(), emuURL, threatBacklog)
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel = context.WithTimeout(b.Context(), 3*runLimit)
+		a, err = ingestOnce(ctx, js, srv.ClientURL(), uamURL, uamBacklog)
 		cancel()
 		if err != nil {
 			b.Fatal(err)
 		}
 	}
-	cfg := ingestConfig(srv.ClientURL(), emuURL)
+	cfg := ingestConfig(srv.ClientURL(), emuURL, subjects.EntityAlert)
 	in := cfg.Consoles["main"].Ingest
-	ratio := r.bridge.rate() / r.raw.rate()
 
 	var t strings.Builder
-	fmt.Fprintf(&t, "\n\n#### BenchmarkIngestBacklog: a %s-threat backlog into JetStream\n\n", fmtCount(backlog))
+	fmt.Fprintf(&t, "\n\n#### BenchmarkIngestBacklog: a %s-threat and a %s-alert backlog into JetStream\n\n", fmtCount(backlog), fmtCount(alertBacklog))
 	fmt.Fprintf(&t, "- machine: %s\n", machine())
-	fmt.Fprintf(&t, "- this process: the NATS server (file storage) and the emulator (%s threats, request log off; "+
-		"serving them all the first time, when it renders each threat's JSON, took %s and was done before the runs); child processes: the connector, then the raw publisher\n",
-		fmtCount(backlog), fmtDur(render))
-	fmt.Fprintf(&t, "- connector: ingest.page_size %d, ingest.interval %s, ingest.first_fetch %.0f years (everything), "+
-		"rate_limit %s/s with burst %s (the default 10/s would pace the 100 page reads)\n",
-		in.PageSize, in.Interval, in.FirstFetch.Hours()/24/365, fmtCount(cfg.Consoles["main"].RateLimit.PerSecond), fmtCount(float64(cfg.Consoles["main"].RateLimit.Burst)))
-	fmt.Fprintf(&t, "- events: stored %.0f B per message on average (subject, %d B of headers, data); "+
-		"the raw publisher sends the same headers and %d B of data, stored %.0f B per message\n",
-		r.bridge.storedPerMsg, r.headerLen, r.dataLen, r.raw.storedPerMsg)
-	fmt.Fprintf(&t, "- other processes on this machine used %.2f CPUs during the ingestion and %.2f during the raw run\n\n", r.bridge.others, r.raw.others)
-	fmt.Fprintf(&t, "| run | start → all in the stream | msgs/s | start → first | peak RSS | CPU, child | CPU, parent (NATS + emulator) |\n")
+	fmt.Fprintf(&t, "- this process: the NATS server (file storage) and two emulators (request log off): %s threats "+
+		"(serving them all the first time, when it renders each threat's JSON, took %s and was done before the runs), and %s Unified Alerts "+
+		"of every source and confidence level (rendered on every query); child processes: the connector, then the raw publisher, for each backlog\n",
+		fmtCount(backlog), fmtDur(render), fmtCount(alertBacklog))
+	fmt.Fprintf(&t, "- connector: ingest.page_size %d, ingest.alerts.page_size %d (alert run only), ingest.interval %s, ingest.first_fetch %.0f years (everything), "+
+		"rate_limit %s/s with burst %s (the default 10/s would pace the page reads)\n",
+		in.PageSize, in.Alerts.PageSize, in.Interval, in.FirstFetch.Hours()/24/365, fmtCount(cfg.Consoles["main"].RateLimit.PerSecond), fmtCount(float64(cfg.Consoles["main"].RateLimit.Burst)))
+	for _, x := range []ingestResult{r, a} {
+		fmt.Fprintf(&t, "- %s events: stored %.0f B per message on average (subject, %d B of headers, data); "+
+			"the raw publisher sends the same headers and %d B of data, stored %.0f B per message\n",
+			x.of.entity, x.bridge.storedPerMsg, x.headerLen, x.dataLen, x.raw.storedPerMsg)
+	}
+	fmt.Fprintf(&t, "- other processes on this machine used %.2f / %.2f CPUs during the threat ingestion / its raw run, %.2f / %.2f during the alert ingestion / its raw run\n\n",
+		r.bridge.others, r.raw.others, a.bridge.others, a.raw.others)
+	fmt.Fprintf(&t, "| run | start → all in the stream | msgs/s | start → first | peak RSS | CPU, child | CPU, parent (NATS + emulators) |\n")
 	fmt.Fprintf(&t, "|---|---:|---:|---:|---:|---:|---:|\n")
-	fmt.Fprintf(&t, "| s1bridge: connector process → %s created events | %s | %s | %s | %s | %s | %s |\n",
-		fmtCount(backlog), fmtDur(r.bridge.all), fmtCount(r.bridge.rate()), fmtDur(r.bridge.firstMsg), fmtMiB(r.bridge.rss), fmtDur(r.bridge.cpu), fmtDur(r.bridge.parentCPU))
-	fmt.Fprintf(&t, "| raw JetStream: `PublishMsgAsync` × %s with Nats-Msg-Id, then the acks | %s | %s | %s | %s | %s | %s |\n",
-		fmtCount(backlog), fmtDur(r.raw.all), fmtCount(r.raw.rate()), fmtDur(r.raw.firstMsg), fmtMiB(r.raw.rss), fmtDur(r.raw.cpu), fmtDur(r.raw.parentCPU))
-	fmt.Fprintf(&t, "| upstream alone: the %d pages read with `sentinelone.Client` in this process | %s | %s | | | | |\n",
-		(backlog+in.PageSize-1)/in.PageSize, fmtDur(r.upstream), fmtCount(backlog/r.upstream.Seconds()))
-	fmt.Fprintf(&t, "| **s1bridge / raw** (target ≥ %.0f%%: %s; peak RSS target ≤ %s: %s) | | **%.0f%%** | | **%s** | | |\n",
-		targetIngestRate*100, verdict(ratio >= targetIngestRate), fmtMiB(targetRSS), verdict(r.bridge.rss <= targetRSS), ratio*100, fmtMiB(r.bridge.rss))
+	row := func(name string, x ingestRun) {
+		fmt.Fprintf(&t, "| %s | %s | %s | %s | %s | %s | %s |\n",
+			name, fmtDur(x.all), fmtCount(x.rate()), fmtDur(x.firstMsg), fmtMiB(x.rss), fmtDur(x.cpu), fmtDur(x.parentCPU))
+	}
+	pageSize := map[subjects.Entity]int{subjects.EntityThreat: in.PageSize, subjects.EntityAlert: in.Alerts.PageSize}
+	what := map[subjects.Entity]string{subjects.EntityThreat: "`GET /threats` pages", subjects.EntityAlert: "GraphQL `alerts` pages"}
+	for _, x := range []ingestResult{r, a} {
+		e, n := x.of.entity, x.of.count
+		row(fmt.Sprintf("s1bridge, %ss: connector process → %s %s.created events", e, fmtCount(float64(n)), e), x.bridge)
+		row(fmt.Sprintf("raw JetStream: `PublishMsgAsync` × %s %s-sized messages with Nats-Msg-Id, then the acks", fmtCount(float64(n)), e), x.raw)
+		fmt.Fprintf(&t, "| upstream alone: the %d %s read with `sentinelone.Client` in this process | %s | %s | | | | |\n",
+			(n+pageSize[e]-1)/pageSize[e], what[e], fmtDur(x.upstream), fmtCount(float64(n)/x.upstream.Seconds()))
+		fmt.Fprintf(&t, "| **%ss: s1bridge / raw** (target ≥ %.0f%%: %s; peak RSS target ≤ %s: %s) | | **%.0f%%** | | **%s** | | |\n",
+			e, targetIngestRate*100, verdict(x.ratio() >= targetIngestRate), fmtMiB(targetRSS), verdict(x.bridge.rss <= targetRSS), x.ratio()*100, fmtMiB(x.bridge.rss))
+	}
 	fmt.Print(t.String())
 
 	b.ReportMetric(r.bridge.rate(), "threats/s")
 	b.ReportMetric(r.raw.rate(), "raw-msgs/s")
-	b.ReportMetric(ratio, "ratio")
+	b.ReportMetric(r.ratio(), "ratio")
 	b.ReportMetric(float64(r.bridge.rss)/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(a.bridge.rate(), "alerts/s")
+	b.ReportMetric(a.raw.rate(), "alert-raw-msgs/s")
+	b.ReportMetric(a.ratio(), "alert-ratio")
+	b.ReportMetric(float64(a.bridge.rss)/(1<<20), "alert-peak-RSS-MiB")
 }
 
-// ingestOnce runs the whole measurement once, from an empty store.
-func ingestOnce(ctx context.Context, js jetstream.JetStream, natsURL, emuURL string) (ingestResult, error) {
-	var r ingestResult
+// ingestOnce runs the whole measurement of one backlog once, from an empty
+// store: the connector ingesting of from emuURL, then the raw publisher.
+func ingestOnce(ctx context.Context, js jetstream.JetStream, natsURL, emuURL string, of backlogOf) (ingestResult, error) {
+	r := ingestResult{of: of}
 	if err := deleteStreams(ctx, js); err != nil {
 		return r, err
 	}
-	cfg := ingestConfig(natsURL, emuURL)
+	cfg := ingestConfig(natsURL, emuURL, of.entity)
 	events := cfg.EventsStreamName()
 	var err error
-	r.bridge, err = runUntil(ctx, js, events, roleConnector, envNATS+"="+natsURL, envEmulator+"="+emuURL)
+	r.bridge, err = runUntil(ctx, js, events, of.count, roleConnector, envNATS+"="+natsURL, envEmulator+"="+emuURL, envSource+"="+string(of.entity))
 	if err != nil {
 		return r, err
 	}
-	job, err := sampleJob(ctx, js, events)
+	job, err := sampleJob(ctx, js, events, of)
 	if err != nil {
 		return r, err
 	}
 	r.dataLen, r.headerLen = job.DataLen, headerLen(job.Header)
-	if r.upstream, err = readUpstream(ctx, emuURL); err != nil {
+	if r.upstream, err = readUpstream(ctx, emuURL, of); err != nil {
 		return r, err
 	}
 	spec, err := json.Marshal(job)
 	if err != nil {
 		return r, err
 	}
-	r.raw, err = runUntil(ctx, js, rawStream, rolePublisher, envNATS+"="+natsURL, envPublish+"="+string(spec))
+	r.raw, err = runUntil(ctx, js, rawStream, of.count, rolePublisher, envNATS+"="+natsURL, envPublish+"="+string(spec))
 	return r, err
 }
 
@@ -173,11 +215,11 @@ func deleteStreams(ctx context.Context, js jetstream.JetStream) error {
 	return nil
 }
 
-// runUntil starts a child in role and waits until stream holds backlog
+// runUntil starts a child in role and waits until stream holds n
 // messages; it then reads the child's peak RSS, stops it, and checks that
-// the stream holds exactly backlog messages.
-func runUntil(ctx context.Context, js jetstream.JetStream, stream, role string, env ...string) (ingestRun, error) {
-	var r ingestRun
+// the stream holds exactly n messages.
+func runUntil(ctx context.Context, js jetstream.JetStream, stream string, n int, role string, env ...string) (ingestRun, error) {
+	r := ingestRun{n: n}
 	oth := startOthers()
 	parent0 := cpuTime()
 	c, err := startChild(role, env...)
@@ -185,7 +227,7 @@ func runUntil(ctx context.Context, js jetstream.JetStream, stream, role string, 
 		return r, err
 	}
 	defer c.kill()
-	if r.firstMsg, r.all, err = waitStream(ctx, js, stream, c); err != nil {
+	if r.firstMsg, r.all, err = waitStream(ctx, js, stream, n, c); err != nil {
 		return r, fmt.Errorf("%s: %w", role, err)
 	}
 	// VmHWM of a live process; after exit /proc no longer has it.
@@ -205,19 +247,19 @@ func runUntil(ctx context.Context, js jetstream.JetStream, stream, role string, 
 	if err != nil {
 		return r, err
 	}
-	if info.State.Msgs != backlog {
-		return r, fmt.Errorf("%s: stream %s holds %d messages, want exactly %d", role, stream, info.State.Msgs, backlog)
+	if info.State.Msgs != uint64(n) {
+		return r, fmt.Errorf("%s: stream %s holds %d messages, want exactly %d", role, stream, info.State.Msgs, n)
 	}
 	r.storedPerMsg = float64(info.State.Bytes) / float64(info.State.Msgs)
 	return r, nil
 }
 
-// waitStream waits until stream holds backlog messages and returns the
+// waitStream waits until stream holds want messages and returns the
 // times from the child's start to its first message and to the last. It
 // polls the stream's state every waitPoll: JetStream has no notification of
 // a message count, and a consumer would add load to what is measured. It
 // fails at once if the child exits.
-func waitStream(ctx context.Context, js jetstream.JetStream, stream string, c *child) (first, all time.Duration, err error) {
+func waitStream(ctx context.Context, js jetstream.JetStream, stream string, want int, c *child) (first, all time.Duration, err error) {
 	ctx, cancel := context.WithTimeout(ctx, runLimit)
 	defer cancel()
 	tick := time.NewTicker(waitPoll)
@@ -226,7 +268,7 @@ func waitStream(ctx context.Context, js jetstream.JetStream, stream string, c *c
 	for {
 		select {
 		case <-ctx.Done():
-			return first, all, fmt.Errorf("stream %s did not reach %d messages: %w", stream, backlog, ctx.Err())
+			return first, all, fmt.Errorf("stream %s did not reach %d messages: %w", stream, want, ctx.Err())
 		case <-c.exited():
 			return first, all, fmt.Errorf("child exited early: %v", c.err)
 		case <-tick.C:
@@ -253,7 +295,7 @@ func waitStream(ctx context.Context, js jetstream.JetStream, stream string, c *c
 		if n > 0 && first == 0 {
 			first = now
 		}
-		if n >= backlog {
+		if n >= uint64(want) {
 			return first, now, nil
 		}
 	}
@@ -263,8 +305,8 @@ func waitStream(ctx context.Context, js jetstream.JetStream, stream string, c *c
 // over the stream give the header template (the first one's) and the
 // average subject length; the data size is then what makes a message
 // stored as large as the events are on average. (Averaging the samples'
-// data instead would be off by a few percent: sizes vary with the threat.)
-func sampleJob(ctx context.Context, js jetstream.JetStream, stream string) (*publishJob, error) {
+// data instead would be off by a few percent: sizes vary with the object.)
+func sampleJob(ctx context.Context, js jetstream.JetStream, stream string, of backlogOf) (*publishJob, error) {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return nil, err
@@ -277,7 +319,7 @@ func sampleJob(ctx context.Context, js jetstream.JetStream, stream string) (*pub
 	if st.Msgs == 0 {
 		return nil, fmt.Errorf("stream %s is empty", stream)
 	}
-	job := &publishJob{Stream: rawStream, Prefix: rawPrefix, Count: backlog}
+	job := &publishJob{Stream: rawStream, Prefix: rawPrefix, Entity: of.entity, Count: of.count}
 	var subjectLen int
 	for i := range sampleEvents {
 		seq := st.FirstSeq + uint64(i)*(st.LastSeq-st.FirstSeq)/(sampleEvents-1)
@@ -287,7 +329,7 @@ func sampleJob(ctx context.Context, js jetstream.JetStream, stream string) (*pub
 		}
 		subjectLen += len(m.Subject)
 		if i == 0 {
-			id, err := threatOf(m.Subject)
+			id, err := objectOf(m.Subject, of.entity)
 			if err != nil {
 				return nil, err
 			}
@@ -308,12 +350,13 @@ func sampleJob(ctx context.Context, js jetstream.JetStream, stream string) (*pub
 // average size.
 const storeRecordOverhead = 22 + 8
 
-// threatOf returns the threat id in the subject of a created event.
-func threatOf(subject string) (string, error) {
+// objectOf returns the id of the object of entity e in the subject of its
+// created event.
+func objectOf(subject string, e subjects.Entity) (string, error) {
 	t := strings.Split(subject, ".")
-	// <prefix>.<console>.event.threat.<id>.created
-	if len(t) != 6 || t[3] != "threat" || t[5] != subjects.KindCreated {
-		return "", fmt.Errorf("%q is not the subject of a created event", subject)
+	// <prefix>.<console>.event.<entity>.<id>.created
+	if len(t) != 6 || t[3] != string(e) || t[5] != subjects.KindCreated {
+		return "", fmt.Errorf("%q is not the subject of a %s created event", subject, e)
 	}
 	return t[4], nil
 }
@@ -321,8 +364,8 @@ func threatOf(subject string) (string, error) {
 // readUpstream reads the backlog as the connector does (updatedAt
 // ascending, pages of the configured size) with the client alone, in this
 // process: what the emulator, HTTP and decoding cost without NATS.
-func readUpstream(ctx context.Context, emuURL string) (time.Duration, error) {
-	cc := ingestConfig("", emuURL).Consoles["main"]
+func readUpstream(ctx context.Context, emuURL string, of backlogOf) (time.Duration, error) {
+	cc := ingestConfig("", emuURL, of.entity).Consoles["main"]
 	client, err := sentinelone.New(sentinelone.Config{
 		BaseURL: emuURL, Token: testenv.Token, Timeout: cc.Timeout,
 		RatePerSecond: cc.RateLimit.PerSecond, RateBurst: cc.RateLimit.Burst,
@@ -331,20 +374,28 @@ func readUpstream(ctx context.Context, emuURL string) (time.Duration, error) {
 		return 0, err
 	}
 	defer client.CloseIdleConnections()
-	f := sentinelone.ThreatFilter{
-		UpdatedAtGte: time.Now().Add(-cc.Ingest.FirstFetch), SortBy: "updatedAt", SortOrder: sentinelone.SortAsc, Limit: cc.Ingest.PageSize,
-	}
+	since := time.Now().Add(-cc.Ingest.FirstFetch)
 	start := time.Now()
 	n := 0
-	for page, err := range client.ThreatPages(ctx, f) {
-		if err != nil {
-			return 0, err
+	if of.entity == subjects.EntityAlert {
+		for page, err := range client.UAMAlertPages(ctx, sentinelone.UAMIngestFilter(since, cc.Ingest.Alerts.PageSize)) {
+			if err != nil {
+				return 0, err
+			}
+			n += len(page.Items)
 		}
-		n += len(page.Items)
+	} else {
+		f := sentinelone.ThreatFilter{UpdatedAtGte: since, SortBy: "updatedAt", SortOrder: sentinelone.SortAsc, Limit: cc.Ingest.PageSize}
+		for page, err := range client.ThreatPages(ctx, f) {
+			if err != nil {
+				return 0, err
+			}
+			n += len(page.Items)
+		}
 	}
 	d := time.Since(start)
-	if n != backlog {
-		return 0, fmt.Errorf("read %d threats, want %d", n, backlog)
+	if n != of.count {
+		return 0, fmt.Errorf("read %d %ss, want %d", n, of.entity, of.count)
 	}
 	return d, nil
 }

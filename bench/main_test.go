@@ -37,6 +37,7 @@ const (
 	envNATS     = "S1BRIDGE_BENCH_NATS"     // the NATS URL a child connects to
 	envEmulator = "S1BRIDGE_BENCH_EMULATOR" // the emulator URL the connector child polls
 	envPublish  = "S1BRIDGE_BENCH_PUBLISH"  // the publisher child's job, as JSON
+	envSource   = "S1BRIDGE_BENCH_SOURCE"   // the entity the connector child ingests: threat or alert
 	// envChildProfile, when set to a directory, makes each child write a CPU
 	// profile there (connector.pprof, publisher.pprof): -cpuprofile only
 	// sees the parent.
@@ -92,8 +93,11 @@ func runChild(role string) int {
 // ingestConfig is the configuration of the connector child: console main at
 // emuURL with ingestion of everything the emulator holds, in pages of 1000,
 // and the console rate limit raised (a backlog read is 100 requests back to
-// back; the default 10/s with burst 20 would add seconds of waiting).
-func ingestConfig(natsURL, emuURL string) *config.Config {
+// back; the default 10/s with burst 20 would add seconds of waiting). Alert
+// ingestion (Unified Alerts, pages of 1000 too) is on only when e is
+// subjects.EntityAlert; threat ingestion always runs, with ingest.enabled
+// (the alert run's emulator has no threats).
+func ingestConfig(natsURL, emuURL string, e subjects.Entity) *config.Config {
 	cfg := testenv.Config(natsURL, emuURL)
 	m := cfg.Consoles["main"]
 	m.RateLimit.PerSecond, m.RateLimit.Burst = 100000, 100000
@@ -101,6 +105,8 @@ func ingestConfig(natsURL, emuURL string) *config.Config {
 	m.Ingest.FirstFetch = firstFetchAll
 	m.Ingest.PageSize = 1000
 	m.Ingest.Interval = 200 * time.Millisecond
+	m.Ingest.Alerts.Enabled = e == subjects.EntityAlert
+	m.Ingest.Alerts.PageSize = 1000
 	cfg.Consoles["main"] = m
 	return cfg
 }
@@ -117,7 +123,7 @@ func childLogger() *slog.Logger {
 }
 
 func runConnector(ctx context.Context) error {
-	c, err := connector.New(ingestConfig(os.Getenv(envNATS), os.Getenv(envEmulator)), childLogger())
+	c, err := connector.New(ingestConfig(os.Getenv(envNATS), os.Getenv(envEmulator), subjects.Entity(os.Getenv(envSource))), childLogger())
 	if err != nil {
 		return err
 	}
@@ -126,12 +132,14 @@ func runConnector(ctx context.Context) error {
 
 // publishJob is what the publisher child publishes: Count messages to a
 // stream configured as the events stream but named Stream and holding the
-// subjects of Prefix. Each message has Header with TemplateID replaced by a
-// threat id of its own (so Nats-Msg-Id, ce-id and ce-subject stay unique and
-// of the same length) and DataLen bytes of data.
+// subjects of Prefix. Each message is the created event of an object of
+// Entity (threat when empty), with Header's TemplateID replaced by an id of
+// its own (so Nats-Msg-Id, ce-id and ce-subject stay unique and of the same
+// length) and DataLen bytes of data.
 type publishJob struct {
 	Stream     string              `json:"stream"`
 	Prefix     string              `json:"prefix"`
+	Entity     subjects.Entity     `json:"entity,omitempty"`
 	Count      int                 `json:"count"`
 	Header     map[string][]string `json:"header"`
 	TemplateID string              `json:"templateId"`
@@ -142,9 +150,23 @@ type publishJob struct {
 // SentinelOne's ids are.
 const rawIDBase = 1_900_000_000_000_000_000
 
+// rawAlertID is the publisher's id of alert i: a UUID as UAM's are, of the
+// same length as the emulator's.
+func rawAlertID(i int) string { return fmt.Sprintf("00000000-0000-7000-9000-%012x", i) }
+
+func (j *publishJob) entity() subjects.Entity {
+	if j.Entity == "" {
+		return subjects.EntityThreat
+	}
+	return j.Entity
+}
+
 // message returns message i of the job.
 func (j *publishJob) message(subj subjects.Subjects, i int, data []byte) *nats.Msg {
 	id := strconv.FormatUint(rawIDBase+uint64(i), 10)
+	if j.entity() == subjects.EntityAlert {
+		id = rawAlertID(i)
+	}
 	h := make(nats.Header, len(j.Header))
 	for k, vs := range j.Header {
 		out := make([]string, len(vs))
@@ -153,13 +175,13 @@ func (j *publishJob) message(subj subjects.Subjects, i int, data []byte) *nats.M
 		}
 		h[k] = out
 	}
-	return &nats.Msg{Subject: subj.ThreatEvent("main", id, subjects.KindCreated, ""), Header: h, Data: data}
+	return &nats.Msg{Subject: subj.EntityEvent("main", j.entity(), id, subjects.KindCreated, ""), Header: h, Data: data}
 }
 
-// padData returns JSON of exactly n bytes shaped like an event's data
-// (n below the smallest such object gives n bytes of padding).
-func padData(n int) []byte {
-	const head, tail = `{"threat":{"pad":"`, `"}}`
+// padData returns JSON of exactly n bytes shaped like the data of an event
+// of entity e (n below the smallest such object gives n bytes of padding).
+func padData(n int, e subjects.Entity) []byte {
+	head, tail := `{"`+string(e)+`":{"pad":"`, `"}}`
 	if n < len(head)+len(tail) {
 		return []byte(strings.Repeat("x", n))
 	}
@@ -190,12 +212,12 @@ func runPublisher(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sc := store.EventsStreamConfig(ingestConfig("", ""), subj)
+	sc := store.EventsStreamConfig(ingestConfig("", "", job.entity()), subj)
 	sc.Name = job.Stream
 	if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 		return err
 	}
-	data := padData(job.DataLen)
+	data := padData(job.DataLen, job.entity())
 	// With 4096 acks outstanding a publish waits for one; the default wait
 	// of 200 ms then fails, which a busy shared machine can exceed. Waiting
 	// longer is the backpressure a bulk publisher wants.

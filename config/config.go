@@ -214,7 +214,8 @@ type (
 	// IngestAlerts configures the ingestion of Unified Alerts of one
 	// console.
 	IngestAlerts struct {
-		// Enabled publishes Unified Alerts to the events stream.
+		// Enabled publishes Unified Alerts to the events stream; it takes
+		// effect when Ingest.Enabled, the switch of the console's ingestion.
 		Enabled bool `koanf:"enabled"`
 		// PageSize is the GraphQL page size (first), 1 to 1000.
 		PageSize int `koanf:"page_size"`

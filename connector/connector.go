@@ -106,6 +106,7 @@ type options struct {
 	clientOpts []sentinelone.Option                       // extra client options (tests)
 	startEmu   func(token string) (string, func(), error) // runs the built-in emulator for url "emulator"
 	leaseTTL   time.Duration
+	uamRetry   time.Duration // how long a console without Unified Alerts waits, 0: ingest.UAMRetry
 }
 
 // Option adjusts a Connector in New.
@@ -151,6 +152,11 @@ const DefaultLeaseTTL = lease.DefaultTTL
 // WithLeaseTTL sets the lease TTL (default DefaultLeaseTTL). Every replica
 // of a deployment must use the same; tests shorten it.
 func WithLeaseTTL(d time.Duration) Option { return func(o *options) { o.leaseTTL = d } }
+
+// WithUAMRetry sets how long the alert ingestion of a console without
+// Unified Alerts waits before asking again (default ingest.UAMRetry, an
+// hour, as DESIGN.md §10 says); tests shorten it.
+func WithUAMRetry(d time.Duration) Option { return func(o *options) { o.uamRetry = d } }
 
 // New checks cfg and prepares a connector; it does not touch the network.
 func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Connector, error) {
@@ -386,6 +392,12 @@ func (c *Connector) buildConsoles(st *store.Store) (map[string]*console, error) 
 			Store: st, Holder: c.holder, LeaseTTL: c.opts.leaseTTL,
 			Log: log.With("loop", "ingest"), Observer: c.metrics,
 		})}
+		if in := c.alertIngester(name, cc, client, st, log); in != nil {
+			cs.ingest = append(cs.ingest, in)
+		}
+		for _, in := range cs.ingest {
+			c.metrics.initSource(name, in.Entity())
+		}
 		cs.monitors = monitor.New(monitor.Config{
 			Console: name, Client: client, Monitor: cc.Monitor, Overlap: cc.Ingest.Overlap, PageSize: cc.Ingest.PageSize,
 			Store: st, Conn: c.nc, Holder: c.holder, LeaseTTL: c.opts.leaseTTL,
@@ -395,6 +407,22 @@ func (c *Connector) buildConsoles(st *store.Store) (map[string]*console, error) 
 		consoles[name] = cs
 	}
 	return consoles, nil
+}
+
+// alertIngester returns the console's Unified Alerts ingester (DESIGN.md
+// §10), or nil when ingest.alerts.enabled is false. It shares the threat
+// ingestion's interval, first fetch and overlap, and runs when ingestion is
+// enabled (ingest.enabled stays the switch of the console's ingestion).
+func (c *Connector) alertIngester(name string, cc config.Console, client *sentinelone.Client, st *store.Store, log *slog.Logger) *ingest.Ingester {
+	if !cc.Ingest.Alerts.Enabled {
+		return nil
+	}
+	return ingest.New(ingest.Config{
+		Console: name, Source: ingest.Alerts(client, c.opts.uamRetry),
+		Interval: cc.Ingest.Interval, FirstFetch: cc.Ingest.FirstFetch, Overlap: cc.Ingest.Overlap, PageSize: cc.Ingest.Alerts.PageSize,
+		Store: st, Holder: c.holder, LeaseTTL: c.opts.leaseTTL,
+		Log: log.With("loop", "ingest-alerts"), Observer: c.metrics,
+	})
 }
 
 // retryMax maps the configuration's retry.max (0 = no retries) onto the

@@ -39,6 +39,10 @@ const (
 	// childTracking runs the child with ingestion off and the tracking
 	// poller at trackInterval: the tracking crash test's child.
 	childTracking = "tracking"
+	// childAlerts runs the child with ingestion on and pages of
+	// childAlertPage Unified Alerts: the alert crash test's child.
+	childAlerts    = "alerts"
+	childAlertPage = 100
 )
 
 func TestMain(m *testing.M) {
@@ -65,6 +69,11 @@ func runChild() int {
 	}
 	if d, err := time.ParseDuration(os.Getenv(envChildActionTimeout)); err == nil {
 		cfg.Service.ActionTimeout = d
+	}
+	if os.Getenv(envChild) == childAlerts {
+		m := cfg.Consoles["main"]
+		m.Ingest.Alerts.PageSize = childAlertPage
+		cfg.Consoles["main"] = m
 	}
 	log := slog.New(slog.DiscardHandler)
 	if os.Getenv("S1BRIDGE_TEST_LOG") != "" {
@@ -96,6 +105,14 @@ func startChildMode(t *testing.T, mode, natsURL, emuURL string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// A test that fails while a child runs must not leave it behind,
+	// reconnecting for ever to a server that is gone.
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
 	return cmd
 }
 

@@ -707,8 +707,8 @@ func TestAuditFailsClosed(t *testing.T) {
 	if n := metric(t, env.Connector, failures); n != 1 {
 		t.Errorf("audit failures %v, want 1", n)
 	}
-	if code, body := readyz(t, env.Connector); code != http.StatusServiceUnavailable || !strings.Contains(body, `"audit":"audit stream is missing`) {
-		t.Errorf("/readyz with the audit stream gone: %d %s", code, body)
+	if r := getReadyz(t, env.Connector); r.code != http.StatusServiceUnavailable || !strings.Contains(r.raw, `"audit":"audit stream is missing`) {
+		t.Errorf("/readyz with the audit stream gone: %d %s", r.code, r.raw)
 	}
 	// Reads are not audited and go on.
 	if r := env.Call(t, handlers.ActionAgentsList, `{"limit":1}`); r.Err != nil {
@@ -718,8 +718,8 @@ func TestAuditFailsClosed(t *testing.T) {
 	if _, err := js.CreateStream(ctx, store.AuditStreamConfig(env.Cfg, env.Connector.Subjects())); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := readyz(t, env.Connector); code != http.StatusOK || !strings.Contains(body, `"audit":"ok"`) {
-		t.Errorf("/readyz with the audit stream back: %d %s", code, body)
+	if r := getReadyz(t, env.Connector); r.code != http.StatusOK || !strings.Contains(r.raw, `"audit":"ok"`) {
+		t.Errorf("/readyz with the audit stream back: %d %s", r.code, r.raw)
 	}
 	checkOK(t, handlers.ActionAgentsDisconnect, req, roundTrip(t, env.NC, subject, req, ce.ModeBinary), ce.ModeBinary)
 	if n := callsTo(env.Emu, disconnect); n != 1 {
@@ -731,19 +731,6 @@ func TestAuditFailsClosed(t *testing.T) {
 			t.Errorf("no record %s", id)
 		}
 	}
-}
-
-// readyz returns the status and body of c's /readyz.
-func readyz(t *testing.T, c *connector.Connector) (int, string) {
-	t.Helper()
-	resp, err := http.Get("http://" + c.HTTPAddr() + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	_, _ = b.ReadFrom(resp.Body)
-	return resp.StatusCode, b.String()
 }
 
 // TestPanicInAMutatingAction: a mutating action that panics answers 500;

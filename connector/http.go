@@ -33,8 +33,10 @@ func (h *consoleHealth) observe(e sentinelone.RequestEvent) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	// Only failures that say something about the console or the token count;
-	// a 400 or 404 is the caller's problem.
-	if e.Err == nil || e.Status == http.StatusBadRequest || e.Status == http.StatusNotFound {
+	// a 400 or 404 is the caller's problem, and a 403 on the Unified Alerts
+	// path a console without UAM (the alert ingestion says so, DESIGN.md §10).
+	if e.Err == nil || e.Status == http.StatusBadRequest || e.Status == http.StatusNotFound ||
+		errors.Is(e.Err, sentinelone.ErrUAMUnavailable) {
 		h.lastOK, h.lastErr = time.Now(), nil
 		return
 	}
@@ -62,10 +64,19 @@ type readiness struct {
 	Stream   string            `json:"stream"`
 	Audit    string            `json:"audit"` // the audit stream: "ok", "off", or what is wrong
 	Consoles map[string]string `json:"consoles"`
+	// Ingest is, per console, the state of each source's ingestion
+	// (threats, alerts): ingestStateOK, ingestStateOff, or why it stopped.
+	Ingest map[string]map[string]string `json:"ingest"`
 }
 
+// States of a source's ingestion in /readyz, besides the reason it stopped.
+const (
+	ingestStateOK  = "ok"  // polling, or standing by for the lease
+	ingestStateOff = "off" // consoles.<name>.ingest.enabled is false
+)
+
 func (c *Connector) readiness(ctx context.Context) readiness {
-	r := readiness{Ready: true, NATS: "ok", Stream: "ok", Audit: "ok", Consoles: map[string]string{}}
+	r := readiness{Ready: true, NATS: "ok", Stream: "ok", Audit: "ok", Consoles: map[string]string{}, Ingest: map[string]map[string]string{}}
 	if c.nc == nil || !c.nc.IsConnected() {
 		r.Ready, r.NATS = false, "not connected"
 	}
@@ -89,8 +100,25 @@ func (c *Connector) readiness(ctx context.Context) readiness {
 		status, ready := cs.readiness()
 		r.Ready = r.Ready && ready
 		r.Consoles[name] = status
+		r.Ingest[name] = cs.ingestStates()
 	}
 	return r
+}
+
+// ingestStates is the console's part of /readyz's ingest: the state of each
+// source's ingestion by its metrics label ("threats", "alerts").
+func (cs *console) ingestStates() map[string]string {
+	out := make(map[string]string, len(cs.ingest))
+	for _, in := range cs.ingest {
+		state := ingestStateOK
+		if !cs.cfg.Ingest.Enabled {
+			state = ingestStateOff
+		} else if h := in.Halted(); h != nil {
+			state = "stopped: " + h.Err.Error()
+		}
+		out[sourceLabel(in.Entity())] = state
+	}
+	return out
 }
 
 // readiness is the console's part of /readyz: "ok", or what is wrong, and

@@ -37,11 +37,18 @@ type metrics struct {
 	untracked      *prometheus.CounterVec
 
 	mu         sync.Mutex
-	watermarks map[string]time.Time // console → watermark, for the age gauge
+	watermarks map[sourceKey]time.Time // the watermark of each console and source, for the age gauge
 }
 
+// sourceKey names one ingestion: a console and a source label.
+type sourceKey struct{ console, source string }
+
+// sourceLabel is the value of the source label of entity e's ingestion
+// series: "threats", "alerts".
+func sourceLabel(e subjects.Entity) string { return string(e) + "s" }
+
 func newMetrics() *metrics {
-	m := &metrics{reg: prometheus.NewRegistry(), watermarks: map[string]time.Time{}}
+	m := &metrics{reg: prometheus.NewRegistry(), watermarks: map[sourceKey]time.Time{}}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.actionRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "s1bridge_action_requests_total", Help: "Action requests answered, by console, action and reply code (200 or an error code).",
@@ -64,17 +71,17 @@ func newMetrics() *metrics {
 		Name: "s1bridge_upstream_rate_limit_wait_seconds_total", Help: "Time spent waiting for the per-console rate limiter.",
 	}, []string{"console"})
 	m.published = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "s1bridge_events_published_total", Help: "Threat events stored in the events stream.",
-	}, []string{"console"})
+		Name: "s1bridge_events_published_total", Help: "Ingestion events stored in the events stream, by console and source (threats, alerts).",
+	}, []string{"console", "source"})
 	m.duplicates = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "s1bridge_events_duplicates_total", Help: "Threat events the stream dropped as duplicates (Nats-Msg-Id seen within the window).",
-	}, []string{"console"})
+		Name: "s1bridge_events_duplicates_total", Help: "Ingestion events the stream dropped as duplicates (Nats-Msg-Id seen within the window), by console and source.",
+	}, []string{"console", "source"})
 	m.polls = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "s1bridge_ingest_polls_total", Help: "Ingestion polls, by console and result (ok or error).",
-	}, []string{"console", "result"})
+		Name: "s1bridge_ingest_polls_total", Help: "Ingestion polls, by console, source (threats, alerts) and result (ok or error).",
+	}, []string{"console", "source", "result"})
 	m.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "s1bridge_ingest_lag_seconds", Help: "Seconds behind SentinelOne: age of the start of the last complete poll.",
-	}, []string{"console"})
+		Name: "s1bridge_ingest_lag_seconds", Help: "Seconds behind SentinelOne: age of the start of the last complete poll, by console and source.",
+	}, []string{"console", "source"})
 	m.monitors = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "s1bridge_monitors_active", Help: "Active threat monitors.",
 	}, []string{"console"})
@@ -102,13 +109,13 @@ func newMetrics() *metrics {
 }
 
 var watermarkAgeDesc = prometheus.NewDesc("s1bridge_ingest_watermark_age_seconds",
-	"Seconds since the newest updatedAt ingestion has published (grows when SentinelOne is quiet too).", []string{"console"}, nil)
+	"Seconds since the newest updatedAt ingestion has published, by console and source (grows when SentinelOne is quiet too).", []string{"console", "source"}, nil)
 
 func (m *metrics) collectWatermarkAge(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for console, wm := range m.watermarks {
-		ch <- prometheus.MustNewConstMetric(watermarkAgeDesc, prometheus.GaugeValue, time.Since(wm).Seconds(), console)
+	for k, wm := range m.watermarks {
+		ch <- prometheus.MustNewConstMetric(watermarkAgeDesc, prometheus.GaugeValue, time.Since(wm).Seconds(), k.console, k.source)
 	}
 }
 
@@ -117,26 +124,27 @@ func (m *metrics) actionDone(console, action string, code int, took time.Duratio
 	m.actionDuration.WithLabelValues(console, action).Observe(took.Seconds())
 }
 
-// EventsPublished implements ingest.Observer. Every source counts in the
-// same series for now (threats are the only one).
-func (m *metrics) EventsPublished(console string, _ subjects.Entity, n, dups int) {
-	m.published.WithLabelValues(console).Add(float64(n))
-	m.duplicates.WithLabelValues(console).Add(float64(dups))
+// EventsPublished implements ingest.Observer.
+func (m *metrics) EventsPublished(console string, e subjects.Entity, n, dups int) {
+	source := sourceLabel(e)
+	m.published.WithLabelValues(console, source).Add(float64(n))
+	m.duplicates.WithLabelValues(console, source).Add(float64(dups))
 }
 
 // PollDone implements ingest.Observer.
-func (m *metrics) PollDone(console string, _ subjects.Entity, p ingest.Progress, err error) {
+func (m *metrics) PollDone(console string, e subjects.Entity, p ingest.Progress, err error) {
+	source := sourceLabel(e)
 	result := "ok"
 	if err != nil {
 		result = "error"
 	}
-	m.polls.WithLabelValues(console, result).Inc()
+	m.polls.WithLabelValues(console, source, result).Inc()
 	if !p.PollStartedAt.IsZero() {
-		m.lag.WithLabelValues(console).Set(time.Since(p.PollStartedAt).Seconds())
+		m.lag.WithLabelValues(console, source).Set(time.Since(p.PollStartedAt).Seconds())
 	}
 	if !p.Watermark.IsZero() {
 		m.mu.Lock()
-		m.watermarks[console] = p.Watermark
+		m.watermarks[sourceKey{console, source}] = p.Watermark
 		m.mu.Unlock()
 	}
 }
@@ -157,20 +165,29 @@ func (m *metrics) TrackingActive(console string, n int) {
 // advice on missing series). Series labelled by what happens (an action's
 // reply code, a SentinelOne path and status) appear on first use. It must
 // be called once for every configured console at start; clientObserver,
-// which the connector calls then for every console, calls it.
+// which the connector calls then for every console, calls it. The
+// ingestion series are initSource's.
 func (m *metrics) initConsole(console string) {
-	for _, result := range []string{"ok", "error"} {
-		m.polls.WithLabelValues(console, result)
-	}
-	m.published.WithLabelValues(console)
-	m.duplicates.WithLabelValues(console)
 	m.rateWait.WithLabelValues(console)
 	m.monitors.WithLabelValues(console).Set(0)
 	m.tracking.WithLabelValues(console).Set(0)
 	m.untracked.WithLabelValues(console)
-	m.lag.WithLabelValues(console).Set(0) // 0 until the first complete poll
 	m.auditFailures.WithLabelValues(console)
 	m.replays.WithLabelValues(console)
+}
+
+// initSource creates, at zero, the ingestion series of console and the
+// source of entity e (see initConsole). The connector calls it at start
+// for every ingester it builds: threats always, alerts when
+// ingest.alerts.enabled.
+func (m *metrics) initSource(console string, e subjects.Entity) {
+	source := sourceLabel(e)
+	for _, result := range []string{"ok", "error"} {
+		m.polls.WithLabelValues(console, source, result)
+	}
+	m.published.WithLabelValues(console, source)
+	m.duplicates.WithLabelValues(console, source)
+	m.lag.WithLabelValues(console, source).Set(0) // 0 until the first complete poll
 }
 
 // AuditFailed implements audit.Observer.

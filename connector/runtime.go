@@ -30,7 +30,15 @@ func (c *Connector) IngestStatus(ctx context.Context, console string) (*handlers
 	if err != nil {
 		return nil, handlers.Errorf(handlers.CodeUnavailable, "ingestion state unreadable: %v", err)
 	}
-	return &handlers.IngestStatusReply{Console: console, IngestProgress: p}, nil
+	reply := &handlers.IngestStatusReply{Console: console, IngestProgress: p}
+	if in := cs.ingester(subjects.EntityAlert); in != nil {
+		a, err := in.Status(ctx)
+		if err != nil {
+			return nil, handlers.Errorf(handlers.CodeUnavailable, "alert ingestion state unreadable: %v", err)
+		}
+		reply.Alerts = &a
+	}
+	return reply, nil
 }
 
 // StartMonitor implements handlers.Runtime.

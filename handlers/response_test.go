@@ -316,11 +316,16 @@ func TestMaxTargets(t *testing.T) {
 		},
 		ActionAlertsUpdate:    func(ids []string) string { return `{"alertIds":` + jsonOf(ids) + `,"analystVerdict":"suspicious"}` },
 		ActionBlocklistDelete: func(ids []string) string { return `{"ids":` + jsonOf(ids) + `}` },
+		ActionUAMAlertsUpdate: func(ids []string) string { return `{"alertIds":` + jsonOf(ids) + `,"status":"in_progress"}` },
+		ActionUAMAlertsNotesAdd: func(ids []string) string {
+			return `{"alertIds":` + jsonOf(ids) + `,"text":"bounded"}`
+		},
 	}
 	of := map[string][]string{
 		ActionAgentsConnect: ids.Agents, ActionAgentsDisconnect: ids.Agents, ActionAgentsScanStart: ids.Agents, ActionAgentsScanAbort: ids.Agents,
 		ActionThreatsUpdate: ids.Threats, ActionThreatsMitigate: ids.Threats, ActionThreatsNotesAdd: ids.Threats, ActionThreatsFetchFile: ids.Threats,
 		ActionAlertsUpdate: ids.Alerts, ActionBlocklistDelete: ids.Restrictions,
+		ActionUAMAlertsUpdate: ids.UAMAlerts, ActionUAMAlertsNotesAdd: ids.UAMAlerts,
 	}
 	for _, a := range All() {
 		req := reflect0(a)

@@ -62,11 +62,15 @@ func RequestFrom(ctx context.Context) (RequestInfo, bool) {
 // IngestStatusRequest takes no fields.
 type IngestStatusRequest struct{}
 
-// IngestStatusReply is the reply of ingest.status (DESIGN.md §8): the
-// console, then the progress of its threat ingestion.
+// IngestStatusReply is the reply of ingest.status (DESIGN.md §8, §10): the
+// console, the progress of its threat ingestion, and that of its Unified
+// Alerts ingestion when the console has it configured.
 type IngestStatusReply struct {
 	Console string `json:"console"`
 	IngestProgress
+	// Alerts is the progress of the Unified Alerts ingestion; absent when
+	// consoles.<name>.ingest.alerts.enabled is false.
+	Alerts *IngestProgress `json:"alerts,omitempty"`
 }
 
 // IngestProgress is the progress of the ingestion of one kind of object on

@@ -3,13 +3,18 @@ package handlers
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
+
 	"github.com/s1bridge/s1bridge/emulator"
+	"github.com/s1bridge/s1bridge/sentinelone"
 )
 
 // The guardrail property (DESIGN.md §11): no request, valid or not, makes
@@ -27,6 +32,9 @@ import (
 //   - a call without a filter (DELETE /restrictions): data.ids non-empty,
 //     each named by the request, or, for a delete by hash, an entry of that
 //     hash found before the request;
+//   - a GraphQL mutation (Unified Alerts' alertTriggerActions): its
+//     variables' filter selects by id only (checkUAMFilter), every id one
+//     the request named;
 //   - a refused request makes no call at all.
 
 // propMaxTargets is the bound of the property test: small, so that the
@@ -37,6 +45,7 @@ const propMaxTargets = 6
 type propIDs struct {
 	agents, threats, alerts, restrictions, sites, groups []string
 	hashes                                               []string
+	uamAlerts                                            []string // UUIDs
 }
 
 // pick returns between lo and hi ids drawn from pool, with now and then an
@@ -81,6 +90,27 @@ func badIDs(r *rand.Rand, pool []string) any {
 	default:
 		return pick(rand.New(rand.NewPCG(r.Uint64(), 1)), pool, propMaxTargets+1, propMaxTargets+10) // over the bound
 	}
+}
+
+// uamIDs is ids for Unified Alerts, whose ids are UUIDs: a valid list most
+// of the time (now and then with a UUID the console does not have), a bad
+// one otherwise (badIDs' numeric ids are not UUIDs; the UAM actions refuse
+// an id given twice, so pick's repeats are bad ones too).
+func uamIDs(r *rand.Rand, pool []string) any {
+	if r.IntN(4) == 0 {
+		bad := badIDs(r, pool)
+		if l, ok := bad.([]any); ok {
+			l[0] = json.Number("1") // a number, not a string: a UUID is not a JSON number
+		}
+		return bad
+	}
+	l := pick(r, pool, 1, propMaxTargets/2) // short lists: fewer repeats, so that enough pass
+	for i, id := range l {
+		if !slices.Contains(pool, id) { // pick's id unknown to the console
+			l[i] = fmt.Sprintf("%08x-%04x-7000-8000-%012x", r.Uint32(), r.IntN(1<<16), r.Uint64N(1<<48))
+		}
+	}
+	return l
 }
 
 // ids returns a valid id list most of the time, a bad one otherwise.
@@ -146,6 +176,19 @@ var propGenerators = map[string]func(r *rand.Rand, p propIDs) map[string]any{
 	},
 	ActionThreatsFetchFile: func(r *rand.Rand, p propIDs) map[string]any {
 		return map[string]any{"threatIds": ids(r, p.threats), "password": oneOf(r, testPassword, testPassword, "An0ther-Secret", "short1!A", "no-upper-case-1", "NoSymbols1234")}
+	},
+	ActionUAMAlertsUpdate: func(r *rand.Rand, p propIDs) map[string]any {
+		m := map[string]any{"alertIds": uamIDs(r, p.uamAlerts)}
+		if r.IntN(3) > 0 {
+			m["status"] = oneOf(r, "new", "in_progress", "resolved", "in_progress", "resolved", "closed", "IN_PROGRESS")
+		}
+		if r.IntN(2) == 0 {
+			m["analystVerdict"] = oneOf(r, "true_positive_malware", "false_positive_benign", "undefined", "true_positive_phishing_attack", "true_positive", "")
+		}
+		return m
+	},
+	ActionUAMAlertsNotesAdd: func(r *rand.Rand, p propIDs) map[string]any {
+		return map[string]any{"alertIds": uamIDs(r, p.uamAlerts), "text": oneOf(r, "triaged by SOAR", "line one\nline two", "x", "ok", "", strings.Repeat("n", 4097))}
 	},
 	ActionBlocklistDelete: func(r *rand.Rand, p propIDs) map[string]any {
 		switch r.IntN(5) {
@@ -228,6 +271,12 @@ func (c checker) run(a Action, env *Env, data []byte) {
 			continue
 		}
 		where := fmt.Sprintf("%s %s: %s %s %s", a.Name, data, call.Method, call.Path, call.Raw)
+		if call.Path == sentinelone.PathUAMGraphQL {
+			if err := checkUAMFilter(call.Raw, allowed); err != nil {
+				t.Fatalf("%s: %v", where, err)
+			}
+			continue
+		}
 		switch {
 		case call.Filter != nil && a.Name == ActionBlocklistAdd:
 			want := scope
@@ -263,6 +312,61 @@ func (c checker) run(a Action, env *Env, data []byte) {
 	}
 }
 
+// checkUAMFilter checks one request to the Unified Alerts GraphQL path: a
+// query reads and passes; a mutation's variables must hold a filter of
+// the form {"or":[{"and":[{"fieldId":"id","stringIn":{"values":[ids]}}]}]}
+// (any number of such groups), with every id non-null and in allowed, and
+// nothing else: no other field, comparator, negation or group that could
+// select an alert the request did not name. A null filter selects every
+// alert.
+func checkUAMFilter(body []byte, allowed []string) error {
+	var req struct {
+		Query     string                     `json:"query"`
+		Variables map[string]json.RawMessage `json:"variables"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return fmt.Errorf("GraphQL body: %w", err)
+	}
+	doc, gerr := parser.ParseQuery(&ast.Source{Input: req.Query})
+	if gerr != nil {
+		return fmt.Errorf("GraphQL document: %w", gerr)
+	}
+	mutation := false
+	for _, op := range doc.Operations {
+		mutation = mutation || op.Operation == ast.Mutation
+	}
+	if !mutation {
+		return nil
+	}
+	var f struct {
+		Or []struct {
+			And []map[string]json.RawMessage `json:"and"`
+		} `json:"or"`
+	}
+	raw := req.Variables["filter"]
+	if err := decodeStrict(raw, &f); err != nil || len(f.Or) == 0 {
+		return fmt.Errorf("mutation filter %s is not a non-empty or of ands (%v)", raw, err)
+	}
+	for _, g := range f.Or {
+		if len(g.And) != 1 {
+			return fmt.Errorf("mutation filter %s: a group of %d comparisons, want the ids alone", raw, len(g.And))
+		}
+		c := g.And[0]
+		var in struct {
+			Values []*string `json:"values"`
+		}
+		if len(c) != 2 || string(c["fieldId"]) != `"id"` || decodeStrict(c["stringIn"], &in) != nil || len(in.Values) == 0 {
+			return fmt.Errorf("mutation filter %s: want {fieldId:id, stringIn:{values:[ids]}} and nothing else", raw)
+		}
+		for _, v := range in.Values {
+			if v == nil || !slices.Contains(allowed, *v) {
+				return fmt.Errorf("mutation filter %s: id %v not named by the request (%v)", raw, v, allowed)
+			}
+		}
+	}
+	return nil
+}
+
 // newChecker starts an emulator for the property and returns the checker,
 // an Env bounded by propMaxTargets and the ids to draw from.
 func newChecker(t testing.TB) (checker, *Env, propIDs) {
@@ -272,7 +376,7 @@ func newChecker(t testing.TB) (checker, *Env, propIDs) {
 	all := e.IDs()
 	p := propIDs{
 		agents: all.Agents, threats: all.Threats, alerts: all.Alerts, restrictions: all.Restrictions,
-		sites: all.Sites, groups: all.Groups,
+		sites: all.Sites, groups: all.Groups, uamAlerts: all.UAMAlerts,
 		hashes: []string{emulator.HashMalicious, emulator.HashClean, "0123456789abcdef0123456789abcdef01234567"},
 	}
 	entries := func(t testing.TB, hash string) []string {
@@ -286,7 +390,6 @@ func newChecker(t testing.TB) (checker, *Env, propIDs) {
 func TestMutatingFiltersNeverWiden(t *testing.T) {
 	c, env, p := newChecker(t)
 	c.t = t
-	r := rand.New(rand.NewPCG(12, 0x5eed))
 	const perAction = 80
 	for _, a := range All() {
 		if !a.Mutating {
@@ -297,6 +400,11 @@ func TestMutatingFiltersNeverWiden(t *testing.T) {
 			t.Errorf("mutating action %s has no generator in this test", a.Name)
 			continue
 		}
+		// A sequence of its own per action, so that adding an action to
+		// the table does not change the requests the others get.
+		h := fnv.New64a()
+		h.Write([]byte(a.Name))
+		r := rand.New(rand.NewPCG(12, h.Sum64()))
 		accepted := 0
 		for range perAction {
 			m := gen(r, p)

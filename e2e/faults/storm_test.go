@@ -148,7 +148,7 @@ func TestUpstreamStorm(t *testing.T) {
 	r.emu.ClearFaults()
 	time.Sleep(100 * time.Millisecond)
 	baseline, conns, _ := goroutines()
-	const failedPolls = `s1bridge_ingest_polls_total{console="main",result="error"}`
+	const failedPolls = `s1bridge_ingest_polls_total{console="main",result="error",source="threats"}`
 	failedBefore := metric(t, r.conns[0], failedPolls)
 	traffic(2, func() {
 		for _, a := range actions {

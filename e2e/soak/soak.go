@@ -472,8 +472,9 @@ func (s *soak) call(ctx context.Context, action, data string) (*connector.Reply,
 	return r, err
 }
 
-// waitCaughtUp waits until a poll that began after quiet has completed:
-// then the stream holds everything the console had.
+// waitCaughtUp waits until a poll that began after quiet has completed, of
+// the threats and of the Unified Alerts: then the stream holds everything
+// the console had.
 func (s *soak) waitCaughtUp(ctx context.Context, quiet time.Time, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last string
@@ -481,8 +482,10 @@ func (s *soak) waitCaughtUp(ctx context.Context, quiet time.Time, timeout time.D
 		r, err := s.call(ctx, "ingest.status", `{}`)
 		if err == nil {
 			var st handlers.IngestStatusReply
-			if err := json.Unmarshal(r.Event.Data, &st); err == nil && st.LagSeconds != nil &&
-				time.Now().Add(-time.Duration(*st.LagSeconds*float64(time.Second))).After(quiet) {
+			after := func(p *handlers.IngestProgress) bool {
+				return p.LagSeconds != nil && time.Now().Add(-time.Duration(*p.LagSeconds*float64(time.Second))).After(quiet)
+			}
+			if err := json.Unmarshal(r.Event.Data, &st); err == nil && after(&st.IngestProgress) && (st.Alerts == nil || after(st.Alerts)) {
 				return nil
 			}
 			last = string(r.Event.Data)
@@ -607,9 +610,9 @@ func (s *summary) print(w io.Writer) {
 	}
 	row("  late replies", late)
 	r := s.Report
-	row("events in the stream", fmt.Sprintf("%d (%d created, %d monitor outcomes) for %d threats", r.Events, r.Created, r.Monitors, r.Threats))
+	row("events in the stream", fmt.Sprintf("%d (%d created, %d monitor outcomes) for %d threats and %d alerts", r.Events, r.Created, r.Monitors, r.Threats, r.Alerts))
 	row("duplicate ids", strconv.Itoa(len(r.Duplicates)))
-	row("gaps", fmt.Sprintf("%d threats without their created event, %d status mismatches, %d unknown threats",
+	row("gaps", fmt.Sprintf("%d threats or alerts without their created event, %d status mismatches, %d unknown threats or alerts",
 		len(r.Missing), len(r.Mismatched), len(r.Unknown)))
 	row("monitors", fmt.Sprintf("%d started, %d cancelled at the end, %d without exactly one outcome", s.MonitorsStarted, s.MonitorsCanceled, len(s.MonitorsBad)))
 	catchUp := s.CatchUp.Round(time.Millisecond).String()

@@ -52,6 +52,9 @@ var (
 	ReadStream = testparts.ReadStream
 	// CheckExactlyOnce checks events against the threats that must be in them.
 	CheckExactlyOnce = testparts.CheckExactlyOnce
+	// CheckExactlyOnceOf checks events against the objects of an entity
+	// (alerts) that must be in them.
+	CheckExactlyOnceOf = testparts.CheckExactlyOnceOf
 )
 
 type (

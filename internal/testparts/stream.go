@@ -87,12 +87,21 @@ func ReadStream(t testing.TB, nc *nats.Conn, stream string) []StreamEvent {
 // has one.
 func CheckExactlyOnce(t testing.TB, events []StreamEvent, want []string) {
 	t.Helper()
+	CheckExactlyOnceOf(t, events, subjects.EntityThreat, want)
+}
+
+// CheckExactlyOnceOf is CheckExactlyOnce for the objects of entity e
+// (subjects.EntityAlert: Unified Alerts): events of other entities count
+// only for the duplicate ids.
+func CheckExactlyOnceOf(t testing.TB, events []StreamEvent, e subjects.Entity, want []string) {
+	t.Helper()
 	ids := map[string]int{}
 	created := map[string]int{}
-	for _, e := range events {
-		ids[e.ID]++
-		if e.Type == subjects.TypeThreatCreated {
-			created[e.Object]++
+	createdType := subjects.CreatedType(e)
+	for _, ev := range events {
+		ids[ev.ID]++
+		if ev.Type == createdType {
+			created[ev.Object]++
 		}
 	}
 	dups := 0
@@ -109,11 +118,11 @@ func CheckExactlyOnce(t testing.TB, events []StreamEvent, want []string) {
 		if created[id] != 1 {
 			gaps++
 			if gaps < 5 {
-				t.Errorf("threat %s has %d created events, want 1", id, created[id])
+				t.Errorf("%s %s has %d created events, want 1", e, id, created[id])
 			}
 		}
 	}
 	if dups+gaps > 0 || len(created) != len(want) {
-		t.Fatalf("%d duplicate ids, %d threats without exactly one created event, %d threats created, %d expected", dups, gaps, len(created), len(want))
+		t.Fatalf("%d duplicate ids, %d %ss without exactly one created event, %d %ss created, %d expected", dups, gaps, e, len(created), e, len(want))
 	}
 }
