@@ -50,6 +50,8 @@ var (
 	ReadStream = testparts.ReadStream
 	// CheckExactlyOnce checks events against the threats that must be in them.
 	CheckExactlyOnce = testparts.CheckExactlyOnce
+	// CheckEvent decodes an event and validates it against its schema.
+	CheckEvent = testparts.CheckEvent
 )
 
 type (
