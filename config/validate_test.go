@@ -143,6 +143,8 @@ func TestValidateErrors(t *testing.T) {
 		{"duplicates", func(c *Config) { c.Streams.Events.Duplicates = 0 }, "streams.events.duplicates: must be more than 0"},
 		{"duplicates over max age", func(c *Config) { c.Streams.Events.MaxAge = time.Minute }, "streams.events.duplicates: 10m0s is more than max_age 1m0s"},
 		{"storage", func(c *Config) { c.Streams.Events.Storage = "disk" }, `streams.events.storage: "disk" is not one of file, memory`},
+		{"events mode", func(c *Config) { c.Streams.Events.Mode = "json" }, `streams.events.mode: "json" is not one of binary, structured`},
+		{"events mode empty", func(c *Config) { c.Streams.Events.Mode = "" }, `streams.events.mode: "" is not one of binary, structured`},
 		{"http listen", func(c *Config) { c.HTTP.Listen = "localhost" }, "http.listen: not host:port"},
 		{"log level", func(c *Config) { c.Log.Level = "trace" }, `log.level: "trace" is not one of debug, info, warn, error`},
 		{"log format", func(c *Config) { c.Log.Format = "logfmt" }, `log.format: "logfmt" is not one of text, json`},

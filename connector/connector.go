@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/s1bridge/s1bridge/config"
+	"github.com/s1bridge/s1bridge/connector/ce"
 	"github.com/s1bridge/s1bridge/connector/ingest"
 	"github.com/s1bridge/s1bridge/connector/lease"
 	"github.com/s1bridge/s1bridge/connector/monitor"
@@ -379,16 +380,27 @@ func (c *Connector) buildConsoles(st *store.Store) (map[string]*console, error) 
 			Console: name, Source: ingest.Threats(client),
 			Interval: cc.Ingest.Interval, FirstFetch: cc.Ingest.FirstFetch, Overlap: cc.Ingest.Overlap, PageSize: cc.Ingest.PageSize,
 			Store: st, Holder: c.holder, LeaseTTL: c.opts.leaseTTL,
-			Log: log.With("loop", "ingest"), Observer: c.metrics,
+			Log: log.With("loop", "ingest"), Observer: c.metrics, Mode: c.eventsMode(),
 		})}
 		cs.monitors = monitor.New(monitor.Config{
 			Console: name, Client: client, Monitor: cc.Monitor, Overlap: cc.Ingest.Overlap, PageSize: cc.Ingest.PageSize,
 			Store: st, Conn: c.nc, Holder: c.holder, LeaseTTL: c.opts.leaseTTL,
-			Log: log.With("loop", "monitors"), Observer: c.metrics,
+			Log: log.With("loop", "monitors"), Observer: c.metrics, Mode: c.eventsMode(),
 		})
 		consoles[name] = cs
 	}
 	return consoles, nil
+}
+
+// eventsMode is how every event publisher encodes its events
+// (streams.events.mode, validated by config: binary unless it says
+// structured). An event loop added later takes it the same way, through its
+// Config's Mode.
+func (c *Connector) eventsMode() ce.Mode {
+	if m, ok := ce.ParseMode(c.cfg.Streams.Events.Mode); ok {
+		return m
+	}
+	return ce.ModeBinary
 }
 
 // retryMax maps the configuration's retry.max (0 = no retries) onto the

@@ -73,7 +73,7 @@ type Store struct {
 // configures it: <prefix>.*.event.>, named streams.events.name or after the
 // prefix.
 func EventsStreamConfig(cfg *config.Config, subj subjects.Subjects) jetstream.StreamConfig {
-	s := cfg.Streams.Events
+	s := cfg.Streams.Events.Stream
 	return jetstream.StreamConfig{
 		Name:        cfg.EventsStreamName(),
 		Description: "s1bridge: SentinelOne threat and monitor events (CloudEvents, binary mode)",
