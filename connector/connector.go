@@ -24,6 +24,7 @@ import (
 
 	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/connector/ce"
+	"github.com/s1bridge/s1bridge/connector/credentials"
 	"github.com/s1bridge/s1bridge/connector/ingest"
 	"github.com/s1bridge/s1bridge/connector/lease"
 	"github.com/s1bridge/s1bridge/connector/monitor"
@@ -85,6 +86,8 @@ type console struct {
 	// ingest holds one ingester per source, threats first.
 	ingest   []*ingest.Ingester
 	monitors *monitor.Set
+	// token reads the API token's expiry (credential health).
+	token *credentials.Checker
 }
 
 // ingester returns the console's ingester of entity e, or nil.
@@ -240,7 +243,7 @@ func (c *Connector) Start(ctx context.Context) error {
 }
 
 // startBackground starts, per console, the ingestion loop of each source
-// when ingest is enabled, and the monitor loop. The loops stop when Stop
+// when ingest is enabled, the monitor loop and the token check. The loops stop when Stop
 // cancels them.
 func (c *Connector) startBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -253,6 +256,7 @@ func (c *Connector) startBackground() {
 			}
 		}
 		c.bg.Go(func() { cs.monitors.Run(ctx) })
+		c.bg.Go(func() { cs.token.Run(ctx) })
 	}
 }
 
@@ -387,9 +391,19 @@ func (c *Connector) buildConsoles(st *store.Store) (map[string]*console, error) 
 			Store: st, Conn: c.nc, Holder: c.holder, LeaseTTL: c.opts.leaseTTL,
 			Log: log.With("loop", "monitors"), Observer: c.metrics, Mode: c.eventsMode(),
 		})
+		cs.token = c.tokenChecker(name, client, st, log)
 		consoles[name] = cs
 	}
 	return consoles, nil
+}
+
+// tokenChecker is the credential health check of a console (DESIGN.md
+// §14), which every replica runs: see package credentials.
+func (c *Connector) tokenChecker(name string, client *sentinelone.Client, st *store.Store, log *slog.Logger) *credentials.Checker {
+	return credentials.New(credentials.Config{
+		Console: name, Client: client, Store: st, Mode: c.eventsMode(),
+		Log: log.With("loop", "credentials"), Observer: c.metrics,
+	})
 }
 
 // eventsMode is how every event publisher encodes its events

@@ -32,6 +32,11 @@ type consoleHealth struct {
 func (h *consoleHealth) observe(e sentinelone.RequestEvent) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	// The token check reports through its own status (an older console
+	// answers it 404 or 405, which is no fault).
+	if e.Path == sentinelone.PathAPITokenDetails {
+		return
+	}
 	// Only failures that say something about the console or the token count;
 	// a 400 or 404 is the caller's problem.
 	if e.Err == nil || e.Status == http.StatusBadRequest || e.Status == http.StatusNotFound {
@@ -99,6 +104,11 @@ func (cs *console) readiness() (string, bool) {
 	ready := true
 	if p := cs.health.problem(); p != "" {
 		notes, ready = append(notes, p), false
+	}
+	if cs.token != nil {
+		if n := cs.token.Status().Note(); n != "" {
+			notes = append(notes, n) // not a fault yet: ready stays as it is
+		}
 	}
 	for _, in := range cs.ingest {
 		if h := in.Halted(); h != nil {

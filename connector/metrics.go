@@ -31,6 +31,7 @@ type metrics struct {
 	polls          *prometheus.CounterVec
 	lag            *prometheus.GaugeVec
 	monitors       *prometheus.GaugeVec
+	tokenExpiry    *prometheus.GaugeVec
 
 	mu         sync.Mutex
 	watermarks map[string]time.Time // console → watermark, for the age gauge
@@ -74,9 +75,13 @@ func newMetrics() *metrics {
 	m.monitors = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "s1bridge_monitors_active", Help: "Active threat monitors.",
 	}, []string{"console"})
+	m.tokenExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "s1bridge_console_token_expiry_seconds",
+		Help: "When the console's API token expires, in Unix seconds (as the blackbox exporter's probe_ssl_earliest_cert_expiry: alert on it minus time()); 0 while unknown (not read yet, or the console does not say).",
+	}, []string{"console"})
 	for _, c := range []prometheus.Collector{
 		m.actionRequests, m.actionDuration, m.upstream, m.upstreamDur, m.retries, m.rateWait,
-		m.published, m.duplicates, m.polls, m.lag, m.monitors,
+		m.published, m.duplicates, m.polls, m.lag, m.monitors, m.tokenExpiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		f(c)
@@ -130,6 +135,15 @@ func (m *metrics) MonitorsActive(console string, n int) {
 	m.monitors.WithLabelValues(console).Set(float64(n))
 }
 
+// TokenExpiry implements credentials.Observer.
+func (m *metrics) TokenExpiry(console string, expiresAt time.Time) {
+	v := 0.0
+	if !expiresAt.IsZero() {
+		v = float64(expiresAt.Unix())
+	}
+	m.tokenExpiry.WithLabelValues(console).Set(v)
+}
+
 // initConsole creates, at zero, every series of console whose labels are
 // known before anything happens, so that dashboards and alert rules see the
 // console from the start and rate() counts its first event (Prometheus'
@@ -146,7 +160,12 @@ func (m *metrics) initConsole(console string) {
 	m.rateWait.WithLabelValues(console)
 	m.monitors.WithLabelValues(console).Set(0)
 	m.lag.WithLabelValues(console).Set(0) // 0 until the first complete poll
+	m.initToken(console)
 }
+
+// initToken creates the console's token expiry series, 0 (unknown) until
+// the first read.
+func (m *metrics) initToken(console string) { m.tokenExpiry.WithLabelValues(console).Set(0) }
 
 // clientObserver counts one console's SentinelOne calls, and initialises
 // the console's series (initConsole).

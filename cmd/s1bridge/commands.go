@@ -18,6 +18,7 @@ import (
 
 	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/connector"
+	"github.com/s1bridge/s1bridge/connector/credentials"
 	"github.com/s1bridge/s1bridge/handlers"
 	"github.com/s1bridge/s1bridge/logging"
 	"github.com/s1bridge/s1bridge/sentinelone"
@@ -236,12 +237,28 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stdout, "FAIL console %s (%s): %v\n", name, cc.URL, err)
 			continue
 		}
-		fmt.Fprintf(stdout, "ok   console %s (%s): token accepted\n", name, cc.URL)
+		st := credentials.New(credentials.Config{Console: name, Client: client}).Check(ctx)
+		fmt.Fprintf(stdout, "ok   console %s (%s): token accepted, %s\n", name, cc.URL, tokenExpiry(st))
+		if note := st.Note(); note != "" {
+			fmt.Fprintf(stdout, "warn console %s: %s\n", name, note)
+		}
 	}
 	if failed {
 		return exitError{1}
 	}
 	return nil
+}
+
+// tokenExpiry says when a token expires, for people: the date and the
+// days left, or unknown (and why, when the console could not be read).
+func tokenExpiry(st credentials.Status) string {
+	switch {
+	case st.Err != nil:
+		return fmt.Sprintf("expiry unknown (could not read it: %v)", st.Err)
+	case st.ExpiresAt.IsZero():
+		return "expiry unknown (the console does not report it)"
+	}
+	return fmt.Sprintf("expires %s (%d days left)", st.ExpiresAt.Format(time.RFC3339), credentials.DaysLeft(st.Left))
 }
 
 // jetStreamAccount describes the JetStream account of nc, or fails when

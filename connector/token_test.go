@@ -1,0 +1,101 @@
+package connector_test
+
+import (
+	"encoding/json"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/s1bridge/s1bridge/emulator"
+	"github.com/s1bridge/s1bridge/internal/testenv"
+	"github.com/s1bridge/s1bridge/subjects"
+)
+
+// readyz returns /readyz's status and its body's note on console main.
+func readyz(t *testing.T, env *testenv.Env) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + env.Connector.HTTPAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var r struct {
+		Consoles map[string]string `json:"consoles"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("/readyz body %s: %v", b, err)
+	}
+	return resp.StatusCode, r.Consoles["main"]
+}
+
+// metricValue returns the value of series on /metrics, NaN when absent.
+func metricValue(t *testing.T, env *testenv.Env, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + env.Connector.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", l, err)
+			}
+			return f
+		}
+	}
+	return math.NaN()
+}
+
+// TestTokenExpiring: with the console's token expiring in 5 days, the
+// connector reads the expiry at start, shows it on /metrics, says so in
+// /readyz while staying ready, and publishes one console.token_expiring
+// event.
+func TestTokenExpiring(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	expires := now.Add(5*24*time.Hour + time.Hour)
+	env := testenv.Start(t, nil, emulator.WithTokenExpiry(now.Add(-85*24*time.Hour), expires))
+	series := `s1bridge_console_token_expiry_seconds{console="main"}`
+	testenv.WaitFor(t, 10*time.Second, "the expiry on /metrics", func() bool {
+		return metricValue(t, env, series) == float64(expires.Unix())
+	})
+	code, note := readyz(t, env)
+	if code != http.StatusOK || !strings.Contains(note, "API token expires at "+expires.Format(time.RFC3339)+" (5 days left)") {
+		t.Errorf("/readyz %d, console main: %q", code, note)
+	}
+	var evs []testenv.StreamEvent
+	testenv.WaitFor(t, 10*time.Second, "the token_expiring event", func() bool {
+		evs = testenv.ReadStream(t, env.NC, env.Cfg.EventsStreamName())
+		return len(evs) > 0
+	})
+	if len(evs) != 1 || evs[0].Type != subjects.TypeTokenExpiring || evs[0].Subject != "s1.main.event.console.token_expiring" ||
+		evs[0].ID != "main/token/"+expires.Format(time.RFC3339)+"/"+time.Now().UTC().Format(time.DateOnly) {
+		t.Errorf("events %+v", evs)
+	}
+}
+
+// TestTokenExpiryUnknown: a console that does not say (an older one)
+// leaves the series at 0 and /readyz as it was, and publishes nothing.
+func TestTokenExpiryUnknown(t *testing.T) {
+	env := testenv.Start(t, nil, emulator.WithoutTokenDetails(), emulator.WithRequestLog(100))
+	testenv.WaitFor(t, 10*time.Second, "the token check", func() bool {
+		return env.Emu.RequestCount("/users/api-token-details") > 0
+	})
+	time.Sleep(200 * time.Millisecond) // the answer on its way back
+	if v := metricValue(t, env, `s1bridge_console_token_expiry_seconds{console="main"}`); v != 0 {
+		t.Errorf("/metrics: %v, want 0 (unknown)", v)
+	}
+	if code, note := readyz(t, env); code != http.StatusOK || note != "ok" {
+		t.Errorf("/readyz %d %q", code, note)
+	}
+	if n := testenv.StreamMsgs(env.NC, env.Cfg.EventsStreamName()); n != 0 {
+		t.Errorf("%d events", n)
+	}
+}
