@@ -133,17 +133,27 @@ func ReadEvents(ctx context.Context, js jetstream.JetStream, o ReadOptions, fn f
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", o.Stream, err)
 	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(500))
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", o.Stream, err)
+	}
+	defer it.Stop()
 	left, n := info.NumPending, 0
 	for o.Follow || uint64(n) < left {
-		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		m, err := cons.Next(jetstream.FetchContext(fctx))
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 10*time.Millisecond {
+			<-ctx.Done()
+			return n, nil
+		}
+		nctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		m, err := it.Next(jetstream.NextContext(nctx))
+		expired := nctx.Err() != nil
 		cancel()
 		switch {
 		case ctx.Err() != nil:
 			return n, nil
-		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrNoMessages):
-			// Nothing yet. Events stored when the read began may have aged
-			// out since (max_age): stop when none is left.
+		case err != nil && expired:
+			// Nothing for a while. Events stored when the read began may
+			// have aged out since (max_age): stop when none is left.
 			if !o.Follow {
 				if info, err := cons.Info(ctx); err == nil && info.NumPending == 0 {
 					return n, nil

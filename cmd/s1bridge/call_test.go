@@ -251,8 +251,8 @@ func TestEvents(t *testing.T) {
 				t.Errorf("--subject: %v", l)
 			}
 			// --since: an hour back holds them all, a future time none.
-			if out, _, _ = runCmd(t, "events", s, "--since", "1h"); uint64(len(eventLines(t, out))) != stored {
-				t.Errorf("--since 1h: %d events", len(eventLines(t, out)))
+			if out, errOut, code = runCmd(t, "events", s, "--since", "1h"); code != 0 || uint64(len(eventLines(t, out))) != stored {
+				t.Errorf("--since 1h: exit %d, %d events of %d: %s", code, len(eventLines(t, out)), stored, errOut)
 			}
 			if out, _, _ = runCmd(t, "events", s, "--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)); out != "" {
 				t.Errorf("--since in an hour: %q", out)
