@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/connector/ce"
@@ -164,6 +165,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Connector, erro
 	}
 	host, _ := os.Hostname()
 	c := &Connector{cfg: cfg, log: log, subj: subj, holder: host + "-" + nuid.Next()[:8], metrics: newMetrics()}
+	c.metrics.reg.MustRegister(prometheus.CollectorFunc(c.collectReady))
 	for _, o := range opts {
 		o(&c.opts)
 	}

@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/s1bridge/s1bridge/sentinelone"
@@ -69,7 +71,15 @@ type readiness struct {
 }
 
 func (c *Connector) readiness(ctx context.Context) readiness {
+	r, _ := c.readinessByConsole(ctx)
+	return r
+}
+
+// readinessByConsole is /readyz's body, and whether each console is served
+// (the replica is ready for it: NATS, the stream and the console itself).
+func (c *Connector) readinessByConsole(ctx context.Context) (readiness, map[string]bool) {
 	r := readiness{Ready: true, NATS: "ok", Stream: "ok", Consoles: map[string]string{}}
+	byConsole := map[string]bool{}
 	if c.nc == nil || !c.nc.IsConnected() {
 		r.Ready, r.NATS = false, "not connected"
 	}
@@ -83,17 +93,39 @@ func (c *Connector) readiness(ctx context.Context) readiness {
 			r.Ready, r.Stream = false, err.Error()
 		}
 	}
+	shared := r.Ready // NATS and the stream
 	for _, name := range c.cfg.ConsoleNames() {
 		cs := consoles[name]
 		if cs == nil {
 			r.Ready, r.Consoles[name] = false, "starting"
+			byConsole[name] = false
 			continue
 		}
 		status, ready := cs.readiness()
 		r.Ready = r.Ready && ready
 		r.Consoles[name] = status
+		byConsole[name] = shared && ready
 	}
-	return r
+	return r, byConsole
+}
+
+var readyDesc = prometheus.NewDesc("s1bridge_ready",
+	"1 when this replica serves the console (NATS connected, the events stream there, the console's calls and ingestion healthy: what /readyz checks), else 0.",
+	[]string{"console"}, nil)
+
+// collectReady writes s1bridge_ready for every configured console, read
+// when Prometheus scrapes, so an alert on it needs no probe of /readyz.
+func (c *Connector) collectReady(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, byConsole := c.readinessByConsole(ctx)
+	for _, name := range c.cfg.ConsoleNames() {
+		v := 0.0
+		if byConsole[name] {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, v, name)
+	}
 }
 
 // readiness is the console's part of /readyz: "ok", or what is wrong, and
@@ -149,6 +181,12 @@ func (c *Connector) serveHTTP(addr string) (string, error) {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(c.metrics.reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		// Say plainly that the port is taken, and which one is free, as
+		// for the embedded NATS server.
+		return "", fmt.Errorf("%w: http.listen %s is taken (another s1bridge?); set S1BRIDGE_HTTP__LISTEN=%s or stop what uses it: %v",
+			ErrPortInUse, addr, freeAddr(addr, "127.0.0.1:8081"), err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("http.listen %s: %w", addr, err)
 	}

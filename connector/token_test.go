@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/emulator"
 	"github.com/s1bridge/s1bridge/internal/testenv"
 	"github.com/s1bridge/s1bridge/subjects"
@@ -97,5 +98,31 @@ func TestTokenExpiryUnknown(t *testing.T) {
 	}
 	if n := testenv.StreamMsgs(env.NC, env.Cfg.EventsStreamName()); n != 0 {
 		t.Errorf("%d events", n)
+	}
+}
+
+// TestReadyMetric: s1bridge_ready{console} says what /readyz says of each
+// console: 1 for a console served, 0 for one whose token SentinelOne
+// refuses (its ingestion stopped).
+func TestReadyMetric(t *testing.T) {
+	env := testenv.Start(t, func(c *config.Config) {
+		testenv.IngestOn(c)
+		bad := c.Consoles["main"]
+		bad.APIToken = config.NewSecret("not-the-token")
+		c.Consoles["refused"] = bad
+		eu := c.Consoles["main"]
+		eu.Ingest.Enabled = false
+		c.Consoles["eu"] = eu
+	})
+	testenv.WaitFor(t, 15*time.Second, "the refused console to be reported", func() bool {
+		return metricValue(t, env, `s1bridge_ready{console="refused"}`) == 0
+	})
+	for console, want := range map[string]float64{"main": 1, "eu": 1, "refused": 0} {
+		if v := metricValue(t, env, `s1bridge_ready{console="`+console+`"}`); v != want {
+			t.Errorf("s1bridge_ready{console=%q} = %v, want %v", console, v, want)
+		}
+	}
+	if code, _ := readyz(t, env); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz %d", code)
 	}
 }
