@@ -41,9 +41,13 @@ the outcome event of the actions marked [--wait] and prints it too.
 // natsFlags are the flags of the commands that talk to a running s1bridge.
 type natsFlags struct{ server, creds, prefix *string }
 
+// defaultServer is where call and events look for NATS, as the demo's
+// embedded server listens there by default.
+const defaultServer = "nats://127.0.0.1:4222"
+
 func addNATSFlags(fs *flag.FlagSet) natsFlags {
 	return natsFlags{
-		server: fs.String("server", envOr("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (default $NATS_URL or nats://127.0.0.1:4222)"),
+		server: fs.String("server", envOr("NATS_URL", defaultServer), "NATS server URL (default $NATS_URL or "+defaultServer+")"),
 		creds:  fs.String("creds", os.Getenv("NATS_CREDS"), "NATS credentials file (default $NATS_CREDS)"),
 		prefix: fs.String("prefix", "s1", "subjects.prefix of the deployment"),
 	}
