@@ -237,6 +237,7 @@ func (c *Connector) Start(ctx context.Context) error {
 	c.mu.Lock()
 	c.st, c.consoles = st, consoles
 	c.mu.Unlock()
+	c.checkTokens(ctx, consoles)
 	if err := c.register(); err != nil {
 		return err
 	}
@@ -397,6 +398,23 @@ func (c *Connector) buildConsoles(st *store.Store) (map[string]*console, error) 
 		consoles[name] = cs
 	}
 	return consoles, nil
+}
+
+// tokenCheckAtStart bounds the first read of the consoles' token expiry.
+const tokenCheckAtStart = 5 * time.Second
+
+// checkTokens reads every console's token expiry once, all at once, before
+// the connector serves: the metric and /readyz have it from the start, and
+// the call is not made among the first requests. A console that does not
+// answer in tokenCheckAtStart is unknown until its checker reads it again.
+func (c *Connector) checkTokens(ctx context.Context, consoles map[string]*console) {
+	ctx, cancel := context.WithTimeout(sentinelone.WithLane(ctx, sentinelone.LaneBackground), tokenCheckAtStart)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, cs := range consoles {
+		wg.Go(func() { cs.token.Check(ctx) })
+	}
+	wg.Wait()
 }
 
 // tokenChecker is the credential health check of a console (DESIGN.md

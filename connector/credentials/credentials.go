@@ -132,14 +132,19 @@ func New(cfg Config) *Checker {
 	return c
 }
 
-// Run reads the expiry now and then every Interval (sooner after a failed
-// read) until ctx ends. Its calls take the background lane: a token check
-// never delays an action.
+// Run reads the expiry now, unless a Check already did (the connector
+// makes the first one before it serves), and then every Interval (sooner
+// after a failed read) until ctx ends. Its calls take the background
+// lane: a token check never delays an action.
 func (c *Checker) Run(ctx context.Context) {
 	ctx = sentinelone.WithLane(ctx, sentinelone.LaneBackground)
-	for {
+	for first := true; ; first = false {
+		st := c.Status()
+		if !first || !st.Checked {
+			st = c.Check(ctx)
+		}
 		wait := c.cfg.Interval
-		if st := c.Check(ctx); st.Err != nil {
+		if st.Err != nil {
 			wait = min(wait, retryAfterFailure)
 		}
 		t := time.NewTimer(wait)
@@ -164,6 +169,9 @@ func (c *Checker) Status() Status {
 // stored. It returns what it found.
 func (c *Checker) Check(ctx context.Context) Status {
 	d, err := c.cfg.Client.APITokenDetails(ctx)
+	if errors.Is(err, context.Canceled) {
+		return c.Status() // stopped: what the last read found still holds
+	}
 	now := c.cfg.Now()
 	st := Status{Checked: true, Err: err}
 	if err == nil && d.Known() {
@@ -172,7 +180,7 @@ func (c *Checker) Check(ctx context.Context) Status {
 		st.Expiring = st.Left < c.cfg.WarnWithin
 	}
 	c.mu.Lock()
-	logFailure := err != nil && !c.logged && ctx.Err() == nil
+	logFailure := err != nil && !c.logged
 	c.logged = err != nil && (c.logged || logFailure)
 	c.status = st
 	c.mu.Unlock()
