@@ -130,6 +130,15 @@ type (
 		// DryRun makes mutating actions validate, log and reply with what
 		// they would do, without calling SentinelOne.
 		DryRun bool `koanf:"dry_run"`
+		// Idempotency makes a mutating request run at most once per
+		// (console, CloudEvents source, id) within IdempotencyWindow, on
+		// any replica (DESIGN.md §12). Turning it off is for measuring what
+		// it costs; a retried request then runs again.
+		Idempotency bool `koanf:"idempotency"`
+		// IdempotencyWindow is how long the outcome of a mutating request
+		// is kept for its repeats: the TTL of the requests bucket. It must
+		// be longer than ActionTimeout.
+		IdempotencyWindow time.Duration `koanf:"idempotency_window"`
 	}
 
 	// Console is one SentinelOne console. Exactly one of APIToken and
@@ -156,6 +165,9 @@ type (
 		Ingest Ingest `koanf:"ingest"`
 		// Monitor configures threats.monitor.
 		Monitor Monitor `koanf:"monitor"`
+		// Tracking configures the tracking of actions SentinelOne carries
+		// out later (DESIGN.md §13).
+		Tracking Tracking `koanf:"tracking"`
 	}
 
 	// Retry is the retry policy of one console's HTTP calls: exponential
@@ -221,9 +233,22 @@ type (
 		DefaultTimeout time.Duration `koanf:"default_timeout"`
 	}
 
+	// Tracking configures action tracking on one console: how often the
+	// one poller asks SentinelOne for the activities that confirm the
+	// tracked actions, and how long it waits for them.
+	Tracking struct {
+		// PollInterval is the time between two activities queries, at
+		// least MinPollInterval.
+		PollInterval time.Duration `koanf:"poll_interval"`
+		// Timeout is how long an action is tracked when the request gives
+		// no trackTimeout: 1s to MaxTrackTimeout.
+		Timeout time.Duration `koanf:"timeout"`
+	}
+
 	// Streams configures the JetStream streams the connector creates.
 	Streams struct {
 		Events EventsStream `koanf:"events"`
+		Audit  AuditStream  `koanf:"audit"`
 	}
 
 	// EventsStream is the events stream's settings: a Stream's, and how
@@ -234,6 +259,24 @@ type (
 		// (ingestion, monitors, action tracking) encodes its events so.
 		// Nats-Msg-Id and the subjects are the same in both.
 		Mode string `koanf:"mode"`
+	}
+
+	// AuditStream is the audit stream of DESIGN.md §12: every execution
+	// and refusal of a mutating action. Its replicas and storage are the
+	// events stream's; its de-duplication window is
+	// service.idempotency_window (at most MaxAge), so that a repeat of a
+	// request never writes a record twice.
+	AuditStream struct {
+		// Enabled writes the audit records, and makes a mutating action
+		// fail closed (503) when its requested record cannot be stored.
+		// Turning it off is an explicit choice of the operator: nothing is
+		// then recorded of who ran what.
+		Enabled bool `koanf:"enabled"`
+		// Name is the stream's name; empty means the prefix's
+		// (AuditStreamName).
+		Name string `koanf:"name"`
+		// MaxAge is how long records are kept; 0 keeps them forever.
+		MaxAge time.Duration `koanf:"max_age"`
 	}
 
 	// Stream is a JetStream stream's settings.
@@ -283,6 +326,9 @@ func Default() *Config {
 			QueueGroup:    "s1bridge",
 			MaxInFlight:   256,
 			ActionTimeout: 30 * time.Second,
+
+			Idempotency:       true,
+			IdempotencyWindow: 24 * time.Hour,
 		},
 		Consoles: map[string]Console{"main": main},
 		Streams: Streams{Events: EventsStream{
@@ -294,6 +340,10 @@ func Default() *Config {
 				Storage:    StorageFile,
 			},
 			Mode: ModeBinary,
+		}, Audit: AuditStream{
+			Enabled: true,
+			Name:    "", // the prefix's: AuditStreamName
+			MaxAge:  8760 * time.Hour,
 		}},
 		HTTP: HTTP{Listen: "127.0.0.1:8080"},
 		Log:  Log{Level: LevelInfo, Format: FormatText, Output: OutputStderr},
@@ -317,7 +367,8 @@ func DefaultConsole() Console {
 			Overlap:    5 * time.Minute,
 			Alerts:     IngestAlerts{Enabled: true, PageSize: 500},
 		},
-		Monitor: Monitor{PollInterval: 30 * time.Second, DefaultTimeout: 12 * time.Hour},
+		Monitor:  Monitor{PollInterval: 30 * time.Second, DefaultTimeout: 12 * time.Hour},
+		Tracking: Tracking{PollInterval: 10 * time.Second, Timeout: time.Hour},
 	}
 }
 
@@ -339,6 +390,7 @@ func Demo() *Config {
 	main.APIToken = NewSecret(DemoToken)
 	main.Ingest.Interval = 5 * time.Second
 	main.Monitor.PollInterval = 5 * time.Second
+	main.Tracking.PollInterval = 2 * time.Second
 	c.Consoles = map[string]Console{"main": main}
 	return c
 }
@@ -388,6 +440,31 @@ func (c *Config) EventsStreamName() string {
 		return ""
 	}
 	return s.EventsStream()
+}
+
+// AuditStreamName is the name of the audit stream: streams.audit.name, or
+// when that is empty the prefix's (S1_AUDIT with prefix s1, DESIGN.md §9,
+// §12). It is "" for an invalid prefix, which Validate refuses.
+func (c *Config) AuditStreamName() string {
+	if c.Streams.Audit.Name != "" {
+		return c.Streams.Audit.Name
+	}
+	s, err := subjects.New(c.Subjects.Prefix)
+	if err != nil {
+		return ""
+	}
+	return s.AuditStream()
+}
+
+// AuditDuplicates is the audit stream's de-duplication window:
+// service.idempotency_window, cut to streams.audit.max_age when that is
+// shorter (JetStream refuses a window longer than the messages live).
+func (c *Config) AuditDuplicates() time.Duration {
+	d := c.Service.IdempotencyWindow
+	if m := c.Streams.Audit.MaxAge; m > 0 && m < d {
+		d = m
+	}
+	return d
 }
 
 // Warnings returns what Load found worth telling but not worth refusing to

@@ -99,6 +99,28 @@ func TestEnvOverrides(t *testing.T) {
 			},
 		},
 		{
+			name: "idempotency and audit",
+			file: minimal,
+			env: []string{
+				"S1BRIDGE_SERVICE__IDEMPOTENCY=false",
+				"S1BRIDGE_SERVICE__IDEMPOTENCY_WINDOW=2h",
+				"S1BRIDGE_STREAMS__AUDIT__ENABLED=false",
+				"S1BRIDGE_STREAMS__AUDIT__NAME=WHO_DID_WHAT",
+				"S1BRIDGE_STREAMS__AUDIT__MAX_AGE=17520h",
+			},
+			check: func(t *testing.T, c *Config) {
+				if c.Service.Idempotency || c.Service.IdempotencyWindow != 2*time.Hour {
+					t.Errorf("service = %+v", c.Service)
+				}
+				if a := c.Streams.Audit; a.Enabled || a.Name != "WHO_DID_WHAT" || a.MaxAge != 17520*time.Hour || c.AuditStreamName() != "WHO_DID_WHAT" {
+					t.Errorf("streams.audit = %+v", a)
+				}
+				if d := Default(); !d.Service.Idempotency || !d.Streams.Audit.Enabled {
+					t.Error("idempotency and audit are not on by default")
+				}
+			},
+		},
+		{
 			name: "a console only in the environment joins the file's",
 			file: minimal,
 			env: []string{

@@ -21,6 +21,10 @@ const (
 	ReplicasMax     = 5           // streams.*.replicas is 1 to ReplicasMax (JetStream's limit)
 	MinPollInterval = time.Second // consoles.*.monitor.poll_interval is at least MinPollInterval
 	MaxTargetsMax   = 5000        // consoles.*.actions.max_targets is 1 to MaxTargetsMax (SentinelOne's largest ids filter)
+	// MinTrackTimeout and MaxTrackTimeout bound consoles.*.tracking.timeout
+	// and a request's trackTimeout (DESIGN.md §13).
+	MinTrackTimeout = time.Second
+	MaxTrackTimeout = 24 * time.Hour
 )
 
 // DefaultMaxTargets is the default of consoles.*.actions.max_targets.
@@ -49,6 +53,7 @@ func (c *Config) validate(p *problems) {
 	c.Service.validate(p)
 	c.validateConsoles(p)
 	c.Streams.Events.validate(p, "streams.events")
+	c.validateAudit(p)
 	if err := checkListen(c.HTTP.Listen); err != nil {
 		p.add("http.listen", err)
 	}
@@ -122,6 +127,24 @@ func (s *Service) validate(p *problems) {
 	}
 	intRange(p, "service.max_in_flight", s.MaxInFlight, 1, MaxInFlightMax)
 	positive(p, "service.action_timeout", s.ActionTimeout)
+	// A record must outlive the request it is about, or a repeat arriving
+	// while the first still runs would find nothing and run it again.
+	if s.IdempotencyWindow <= s.ActionTimeout {
+		p.add("service.idempotency_window", fmt.Errorf("%s must be more than service.action_timeout %s", s.IdempotencyWindow, s.ActionTimeout))
+	}
+}
+
+func (c *Config) validateAudit(p *problems) {
+	a := c.Streams.Audit
+	if a.Name != "" && !subjects.ValidToken(a.Name) {
+		p.addf("streams.audit.name", "must be a stream name of [A-Za-z0-9_-], or empty for the prefix's")
+	}
+	if a.MaxAge < 0 {
+		p.addf("streams.audit.max_age", "must not be negative (0 keeps records forever)")
+	}
+	if name := c.AuditStreamName(); name != "" && name == c.EventsStreamName() {
+		p.add("streams.audit.name", fmt.Errorf("%s is also the events stream (streams.events.name): the audit records need a stream of their own", name))
+	}
 }
 
 func (c *Config) validateConsoles(p *problems) {
@@ -184,6 +207,12 @@ func (c *Console) validate(p *problems, key string) {
 		p.add(key+".monitor.poll_interval", fmt.Errorf("must be at least %s", MinPollInterval))
 	}
 	positive(p, key+".monitor.default_timeout", c.Monitor.DefaultTimeout)
+	if c.Tracking.PollInterval < MinPollInterval {
+		p.add(key+".tracking.poll_interval", fmt.Errorf("must be at least %s", MinPollInterval))
+	}
+	if c.Tracking.Timeout < MinTrackTimeout || c.Tracking.Timeout > MaxTrackTimeout {
+		p.add(key+".tracking.timeout", fmt.Errorf("%s is out of range %s to %s", c.Tracking.Timeout, MinTrackTimeout, MaxTrackTimeout))
+	}
 }
 
 // checkConsoleURL accepts Emulator or an absolute http(s) URL with a host and

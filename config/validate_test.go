@@ -75,6 +75,35 @@ func TestEventsStreamName(t *testing.T) {
 	}
 }
 
+// TestAuditStreamName: the audit stream is named after the prefix unless
+// streams.audit.name says otherwise, and de-duplicates over the
+// idempotency window, cut to its max_age.
+func TestAuditStreamName(t *testing.T) {
+	c := Default()
+	if got := c.AuditStreamName(); got != "S1_AUDIT" {
+		t.Errorf("default stream %q, want S1_AUDIT", got)
+	}
+	c.Subjects.Prefix = "nc"
+	if got := c.AuditStreamName(); got != "NC_AUDIT" {
+		t.Errorf("stream of prefix nc %q, want NC_AUDIT", got)
+	}
+	c.Streams.Audit.Name = "WHO_DID_WHAT"
+	if got := c.AuditStreamName(); got != "WHO_DID_WHAT" {
+		t.Errorf("stream %q, want the configured WHO_DID_WHAT", got)
+	}
+	if got := c.AuditDuplicates(); got != 24*time.Hour {
+		t.Errorf("duplicates window %s, want the idempotency window 24h", got)
+	}
+	c.Streams.Audit.MaxAge = time.Hour
+	if got := c.AuditDuplicates(); got != time.Hour {
+		t.Errorf("duplicates window %s, want max_age 1h", got)
+	}
+	c.Streams.Audit.MaxAge = 0
+	if got := c.AuditDuplicates(); got != 24*time.Hour {
+		t.Errorf("duplicates window %s with records kept forever, want 24h", got)
+	}
+}
+
 func TestValidateErrors(t *testing.T) {
 	console := func(edit func(m *Console)) func(c *Config) {
 		return func(c *Config) {
@@ -136,6 +165,9 @@ func TestValidateErrors(t *testing.T) {
 		{"alerts page size high", console(func(m *Console) { m.Ingest.Alerts.PageSize = 1001 }), "consoles.main.ingest.alerts.page_size: 1001 is out of range"},
 		{"poll interval", console(func(m *Console) { m.Monitor.PollInterval = 999 * time.Millisecond }), "consoles.main.monitor.poll_interval: must be at least 1s"},
 		{"default timeout", console(func(m *Console) { m.Monitor.DefaultTimeout = 0 }), "consoles.main.monitor.default_timeout: must be more than 0"},
+		{"tracking poll interval", console(func(m *Console) { m.Tracking.PollInterval = 999 * time.Millisecond }), "consoles.main.tracking.poll_interval: must be at least 1s"},
+		{"tracking timeout short", console(func(m *Console) { m.Tracking.Timeout = 999 * time.Millisecond }), "consoles.main.tracking.timeout: 999ms is out of range 1s to 24h0m0s"},
+		{"tracking timeout long", console(func(m *Console) { m.Tracking.Timeout = 25 * time.Hour }), "consoles.main.tracking.timeout: 25h0m0s is out of range 1s to 24h0m0s"},
 		{"stream name", func(c *Config) { c.Streams.Events.Name = "S1.EVENTS" }, "streams.events.name: must be"},
 		{"replicas 0", func(c *Config) { c.Streams.Events.Replicas = 0 }, "streams.events.replicas: 0 is out of range 1 to 5"},
 		{"replicas 6", func(c *Config) { c.Streams.Events.Replicas = 6 }, "streams.events.replicas: 6 is out of range"},
@@ -145,6 +177,10 @@ func TestValidateErrors(t *testing.T) {
 		{"storage", func(c *Config) { c.Streams.Events.Storage = "disk" }, `streams.events.storage: "disk" is not one of file, memory`},
 		{"events mode", func(c *Config) { c.Streams.Events.Mode = "json" }, `streams.events.mode: "json" is not one of binary, structured`},
 		{"events mode empty", func(c *Config) { c.Streams.Events.Mode = "" }, `streams.events.mode: "" is not one of binary, structured`},
+		{"idempotency window", func(c *Config) { c.Service.IdempotencyWindow = 30 * time.Second }, "service.idempotency_window: 30s must be more than service.action_timeout 30s"},
+		{"audit stream name", func(c *Config) { c.Streams.Audit.Name = "S1.AUDIT" }, "streams.audit.name: must be"},
+		{"audit stream is the events stream", func(c *Config) { c.Streams.Audit.Name = "S1_EVENTS" }, "streams.audit.name: S1_EVENTS is also the events stream"},
+		{"audit max age", func(c *Config) { c.Streams.Audit.MaxAge = -1 }, "streams.audit.max_age: must not be negative"},
 		{"http listen", func(c *Config) { c.HTTP.Listen = "localhost" }, "http.listen: not host:port"},
 		{"log level", func(c *Config) { c.Log.Level = "trace" }, `log.level: "trace" is not one of debug, info, warn, error`},
 		{"log format", func(c *Config) { c.Log.Format = "logfmt" }, `log.format: "logfmt" is not one of text, json`},

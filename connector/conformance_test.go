@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/connector"
 	"github.com/s1bridge/s1bridge/connector/ce"
 	"github.com/s1bridge/s1bridge/emulator"
@@ -102,6 +103,14 @@ func conformanceCases() []conformanceCase {
 		{"monitors.list", `{"limit":5}`, nil, ""},
 		{"monitors.cancel", "(prepared)", []string{"GET /threats"}, "/threats"},
 		{"ingest.status", `{}`, nil, ""},
+		{"threats.mitigate", `{"threatIds":["` + someID + `"],"action":"kill"}`, []string{"POST /threats/mitigate/kill"}, "/threats/mitigate"},
+		{"threats.notes.add", `{"threatIds":["` + someID + `"],"text":"conformance"}`, []string{"POST /threats/notes"}, "/threats/notes"},
+		{"threats.notes.list", `{"threatId":"` + someID + `","limit":5}`, []string{"GET /threats/" + someID + "/notes"}, "/threats/" + someID + "/notes"},
+		{"threats.timeline", `{"threatId":"` + someID + `","limit":5}`, []string{"GET /threats/" + someID + "/timeline"}, "/threats/" + someID + "/timeline"},
+		{"threats.fetch_file", `{"threatIds":["` + someID + `"],"password":"Zip-Pass-2024!x9"}`, []string{"POST /threats/fetch-file"}, "/threats/fetch-file"},
+		{"agents.scan.start", `{"agentIds":["` + someID + `"]}`, []string{"POST /agents/actions/initiate-scan"}, "/agents/actions/initiate-scan"},
+		{"agents.scan.abort", `{"agentIds":["` + someID + `"]}`, []string{"POST /agents/actions/abort-scan"}, "/agents/actions/abort-scan"},
+		{"agents.count", `{"osTypes":["windows"]}`, []string{"GET /agents/count"}, "/agents/count"},
 	}
 }
 
@@ -117,8 +126,17 @@ func TestConformanceCoversEveryAction(t *testing.T) {
 	}
 }
 
+// quietTracking puts the tracking poller's first poll an hour away, so
+// that the actions tracked here add no upstream call to the conformance
+// checks (as monitorRequest does for monitors).
+func quietTracking(c *config.Config) {
+	m := c.Consoles["main"]
+	m.Tracking.PollInterval = time.Hour
+	c.Consoles["main"] = m
+}
+
 func TestConformance(t *testing.T) {
-	env := testenv.Start(t, nil, emulator.WithRequestLog(1000))
+	env := testenv.Start(t, quietTracking, emulator.WithRequestLog(1000))
 	for _, tc := range conformanceCases() {
 		t.Run(tc.action, func(t *testing.T) {
 			subject := env.Connector.Subjects().Action("main", tc.action)
@@ -214,13 +232,20 @@ func TestConformance(t *testing.T) {
 // reply's data validates as the action's reply, an error reply's as
 // s1bridge.error data, and the request's data validates exactly when the
 // connector did not refuse it as invalid itself (a 400 with no
-// upstreamStatus). Every request the suite sends goes through roundTrip
+// upstreamStatus), unless a configured bound refused it. Every request the suite sends goes through roundTrip
 // or call, which call it, so a new case is checked without more code.
 func checkSchema(t testing.TB, action, data string, r *connector.Reply) {
 	t.Helper()
+	if _, ok := handlers.Lookup(action); !ok {
+		return // an action of a test's own (WithActions): the document describes handlers.All()
+	}
 	reqErr := schema.ValidateRequest(action, []byte(data))
 	refused := r.Err != nil && r.Err.Code == handlers.CodeInvalid && r.Err.UpstreamStatus == 0
+	// A bound of the deployment (consoles.<name>.actions.max_targets below
+	// the contract's 5000) refuses what the schema, the contract's, allows.
+	configured := refused && strings.Contains(r.Err.Message, "consoles.")
 	switch {
+	case configured:
 	case reqErr != nil && !refused:
 		t.Errorf("%s: the schema refuses a request the connector took (%v): %s", action, reqErr, data)
 	case reqErr == nil && refused:
@@ -358,6 +383,9 @@ func TestRecordedRequestsFollowSwagger(t *testing.T) {
 		"alerts.update":    `{"alertIds":["` + someID + `"],"analystVerdict":"false_positive","incidentStatus":"resolved"}`,
 		"threats.update":   `{"threatIds":["` + someID + `"],"analystVerdict":"false_positive"}`,
 		"blocklist.delete": `{"hash":"` + sha1A + `"}`,
+		"threats.timeline": `{"threatId":"` + someID + `","activityTypes":[2011,2001],"sortOrder":"asc"}`,
+		"agents.count":     `{"ids":["` + someID + `"],"computerName":"FIN","query":"x","siteIds":["` + someID + `"],"groupIds":["` + someID + `"],"isActive":true,"networkStatuses":["connected"],"osTypes":["windows"]}`,
+		"agents.count#ip":  `{"ip":"10.1.2.3"}`,
 	} {
 		action, _, _ = strings.Cut(action, "#")
 		if r := call(t, env, action, req); r.Err != nil && r.Err.Code != handlers.CodeInvalid {

@@ -30,6 +30,7 @@ import (
 	"github.com/s1bridge/s1bridge/connector/lease"
 	"github.com/s1bridge/s1bridge/connector/monitor"
 	"github.com/s1bridge/s1bridge/connector/store"
+	"github.com/s1bridge/s1bridge/connector/tracking"
 	"github.com/s1bridge/s1bridge/handlers"
 	"github.com/s1bridge/s1bridge/sentinelone"
 	"github.com/s1bridge/s1bridge/subjects"
@@ -67,6 +68,7 @@ type Connector struct {
 	embedded *Embedded
 	svc      *service
 	disp     *dispatcher
+	guards   guards // idempotency and audit of the mutating actions
 	// st and consoles are set by Start before the endpoints are registered
 	// and the loops started, and read-only after; mu guards them for
 	// /readyz, which serves from the start.
@@ -87,6 +89,7 @@ type console struct {
 	// ingest holds one ingester per source, threats first.
 	ingest   []*ingest.Ingester
 	monitors *monitor.Set
+	tracking *tracking.Set
 	// token reads the API token's expiry (credential health).
 	token *credentials.Checker
 }
@@ -234,6 +237,7 @@ func (c *Connector) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.buildGuards(st)
 	c.mu.Lock()
 	c.st, c.consoles = st, consoles
 	c.mu.Unlock()
@@ -246,7 +250,7 @@ func (c *Connector) Start(ctx context.Context) error {
 }
 
 // startBackground starts, per console, the ingestion loop of each source
-// when ingest is enabled, the monitor loop and the token check. The loops stop when Stop
+// when ingest is enabled, the monitor loop, the tracking loop and the token check. The loops stop when Stop
 // cancels them.
 func (c *Connector) startBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -259,6 +263,7 @@ func (c *Connector) startBackground() {
 			}
 		}
 		c.bg.Go(func() { cs.monitors.Run(ctx) })
+		c.bg.Go(func() { cs.tracking.Run(ctx) })
 		c.bg.Go(func() { cs.token.Run(ctx) })
 	}
 }
@@ -377,7 +382,7 @@ func (c *Connector) buildConsoles(st *store.Store) (map[string]*console, error) 
 			name: name, cfg: cc, health: health,
 			env: &handlers.Env{
 				Console: name, Client: client, MaxReplyBytes: maxReply,
-				DryRun: c.cfg.Service.DryRun, Logger: log, Runtime: c,
+				DryRun: c.cfg.Service.DryRun, MaxTargets: cc.Actions.MaxTargets, Logger: log, Runtime: c,
 			},
 		}
 		// Every console has its ingesters, so that ingest.status answers
@@ -394,6 +399,7 @@ func (c *Connector) buildConsoles(st *store.Store) (map[string]*console, error) 
 			Store: st, Conn: c.nc, Holder: c.holder, LeaseTTL: c.opts.leaseTTL,
 			Log: log.With("loop", "monitors"), Observer: c.metrics, Mode: c.eventsMode(),
 		})
+		cs.tracking = c.newTracking(name, cc, client, st, log)
 		cs.token = c.tokenChecker(name, client, st, log)
 		consoles[name] = cs
 	}

@@ -32,6 +32,13 @@ const (
 	// childMonitors, as the value of envChild, runs the child with
 	// ingestion off: the monitor crash test's child.
 	childMonitors = "monitors"
+	// childActions runs the child with ingestion off and the action
+	// timeout of envChildActionTimeout: the idempotency takeover test's.
+	childActions          = "actions"
+	envChildActionTimeout = "S1BRIDGE_TEST_CHILD_ACTION_TIMEOUT"
+	// childTracking runs the child with ingestion off and the tracking
+	// poller at trackInterval: the tracking crash test's child.
+	childTracking = "tracking"
 )
 
 func TestMain(m *testing.M) {
@@ -47,8 +54,17 @@ func runChild() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := testenv.Config(os.Getenv(envChildNATS), os.Getenv(envChildEmu))
-	if os.Getenv(envChild) != childMonitors {
+	switch os.Getenv(envChild) {
+	case childMonitors, childActions:
+	case childTracking:
+		m := cfg.Consoles["main"]
+		m.Tracking.PollInterval = trackInterval
+		cfg.Consoles["main"] = m
+	default:
 		testenv.IngestOn(cfg)
+	}
+	if d, err := time.ParseDuration(os.Getenv(envChildActionTimeout)); err == nil {
+		cfg.Service.ActionTimeout = d
 	}
 	log := slog.New(slog.DiscardHandler)
 	if os.Getenv("S1BRIDGE_TEST_LOG") != "" {

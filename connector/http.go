@@ -67,6 +67,7 @@ type readiness struct {
 	Ready    bool              `json:"ready"`
 	NATS     string            `json:"nats"`
 	Stream   string            `json:"stream"`
+	Audit    string            `json:"audit"` // the audit stream: "ok", "off", or what is wrong
 	Consoles map[string]string `json:"consoles"`
 }
 
@@ -76,9 +77,9 @@ func (c *Connector) readiness(ctx context.Context) readiness {
 }
 
 // readinessByConsole is /readyz's body, and whether each console is served
-// (the replica is ready for it: NATS, the stream and the console itself).
+// (the replica is ready for it: NATS, the streams and the console itself).
 func (c *Connector) readinessByConsole(ctx context.Context) (readiness, map[string]bool) {
-	r := readiness{Ready: true, NATS: "ok", Stream: "ok", Consoles: map[string]string{}}
+	r := readiness{Ready: true, NATS: "ok", Stream: "ok", Audit: "ok", Consoles: map[string]string{}}
 	byConsole := map[string]bool{}
 	if c.nc == nil || !c.nc.IsConnected() {
 		r.Ready, r.NATS = false, "not connected"
@@ -93,7 +94,8 @@ func (c *Connector) readinessByConsole(ctx context.Context) (readiness, map[stri
 			r.Ready, r.Stream = false, err.Error()
 		}
 	}
-	shared := r.Ready // NATS and the stream
+	c.auditReadiness(ctx, &r, st)
+	shared := r.Ready // NATS and the streams
 	for _, name := range c.cfg.ConsoleNames() {
 		cs := consoles[name]
 		if cs == nil {

@@ -31,6 +31,10 @@ type metrics struct {
 	polls          *prometheus.CounterVec
 	lag            *prometheus.GaugeVec
 	monitors       *prometheus.GaugeVec
+	auditFailures  *prometheus.CounterVec
+	replays        *prometheus.CounterVec
+	tracking       *prometheus.GaugeVec
+	untracked      *prometheus.CounterVec
 	tokenExpiry    *prometheus.GaugeVec
 
 	mu         sync.Mutex
@@ -75,13 +79,25 @@ func newMetrics() *metrics {
 	m.monitors = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "s1bridge_monitors_active", Help: "Active threat monitors.",
 	}, []string{"console"})
+	m.auditFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "s1bridge_audit_failures_total", Help: "Audit records of mutating actions that could not be stored (a requested record's failure answered 503).",
+	}, []string{"console"})
+	m.replays = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "s1bridge_idempotent_replays_total", Help: "Repeats of mutating requests answered with the first request's stored reply, running nothing.",
+	}, []string{"console"})
+	m.tracking = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "s1bridge_tracking_active", Help: "Tracked actions awaiting SentinelOne's confirmation or their deadline.",
+	}, []string{"console"})
+	m.untracked = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "s1bridge_tracking_untracked_total", Help: "Actions SentinelOne accepted that could not be tracked (replied without trackingId; no outcome event follows).",
+	}, []string{"console"})
 	m.tokenExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "s1bridge_console_token_expiry_seconds",
 		Help: "When the console's API token expires, in Unix seconds (as the blackbox exporter's probe_ssl_earliest_cert_expiry: alert on it minus time()); 0 while unknown (not read yet, or the console does not say).",
 	}, []string{"console"})
 	for _, c := range []prometheus.Collector{
 		m.actionRequests, m.actionDuration, m.upstream, m.upstreamDur, m.retries, m.rateWait,
-		m.published, m.duplicates, m.polls, m.lag, m.monitors, m.tokenExpiry,
+		m.published, m.duplicates, m.polls, m.lag, m.monitors, m.auditFailures, m.replays, m.tracking, m.untracked, m.tokenExpiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		f(c)
@@ -135,6 +151,11 @@ func (m *metrics) MonitorsActive(console string, n int) {
 	m.monitors.WithLabelValues(console).Set(float64(n))
 }
 
+// TrackingActive implements tracking.Observer.
+func (m *metrics) TrackingActive(console string, n int) {
+	m.tracking.WithLabelValues(console).Set(float64(n))
+}
+
 // TokenExpiry implements credentials.Observer.
 func (m *metrics) TokenExpiry(console string, expiresAt time.Time) {
 	v := 0.0
@@ -159,9 +180,19 @@ func (m *metrics) initConsole(console string) {
 	m.duplicates.WithLabelValues(console)
 	m.rateWait.WithLabelValues(console)
 	m.monitors.WithLabelValues(console).Set(0)
+	m.tracking.WithLabelValues(console).Set(0)
+	m.untracked.WithLabelValues(console)
 	m.lag.WithLabelValues(console).Set(0) // 0 until the first complete poll
+	m.auditFailures.WithLabelValues(console)
+	m.replays.WithLabelValues(console)
 	m.initToken(console)
 }
+
+// AuditFailed implements audit.Observer.
+func (m *metrics) AuditFailed(console, _ string) { m.auditFailures.WithLabelValues(console).Inc() }
+
+// Replayed implements idempotency.Observer.
+func (m *metrics) Replayed(console string) { m.replays.WithLabelValues(console).Inc() }
 
 // initToken creates the console's token expiry series, 0 (unknown) until
 // the first read.

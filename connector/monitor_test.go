@@ -617,47 +617,15 @@ func BenchmarkMonitors(b *testing.B) {
 	threats := env.Emu.AddThreats(n, time.Time{})
 	// The emulator renders each threat once and keeps it: render them all
 	// now, so that the heap measured below is the monitors'.
-	for cursor := ""; ; {
-		r := env.Call(b, "threats.list", `{"limit":1000,"cursor":"`+cursor+`"}`)
-		var l handlers.ListReply
-		if r.Err != nil || json.Unmarshal(r.Event.Data, &l) != nil {
-			b.Fatalf("threats.list: %v", r.Err)
-		}
-		if l.NextCursor == nil {
-			break
-		}
-		cursor = *l.NextCursor
-	}
+	listAll(b, env, handlers.ActionThreatsList)
 	env.Emu.ResetRequests()
 	heapBefore := heapInUse()
 	start := time.Now()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 256)
-	errs := make(chan error, 1)
-	for _, th := range threats {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			r, err := connector.Call(ctx, env.NC, m.sub.Action("main", handlers.ActionThreatsMonitor), handlers.ActionThreatsMonitor, "/bench", []byte(`{"threatId":"`+th+`","pollInterval":"1s"}`))
-			if err == nil && r.Err != nil {
-				err = r.Err
-			}
-			if err != nil {
-				select {
-				case errs <- err:
-				default:
-				}
-			}
-		})
+	reqs := make([]benchCall, len(threats))
+	for i, th := range threats {
+		reqs[i] = benchCall{handlers.ActionThreatsMonitor, `{"threatId":"` + th + `","pollInterval":"1s"}`}
 	}
-	wg.Wait()
-	select {
-	case err := <-errs:
-		b.Fatal(err)
-	default:
-	}
+	callAll(b, env, reqs, nil)
 	b.Logf("started %d monitors in %s", n, time.Since(start).Round(time.Millisecond))
 	testenv.WaitFor(b, 30*time.Second, "every monitor listed", func() bool { return m.list(`{"limit":1}`).TotalItems == n })
 	env.Emu.ResetRequests() // the emulator's log of the lookups is not the monitors'
@@ -685,6 +653,62 @@ func BenchmarkMonitors(b *testing.B) {
 	b.ReportMetric(float64(heapAfter-heapBefore)/n, "heap-B/monitor")
 	b.Logf("%d monitors: %.2f upstream calls per %s poll interval in steady state; heap in use %d MB before, %d MB after (%.0f B/monitor, NATS server included); 100 resolutions ended in %s with %d calls",
 		n, calls, interval, heapBefore>>20, heapAfter>>20, float64(heapAfter-heapBefore)/n, took.Round(time.Millisecond), resolveCalls)
+}
+
+// listAll reads every page of list action of console main of env.
+func listAll(b *testing.B, env *testenv.Env, action string) {
+	b.Helper()
+	for cursor := ""; ; {
+		r := env.Call(b, action, `{"limit":1000,"cursor":"`+cursor+`"}`)
+		var l handlers.ListReply
+		if r.Err != nil || json.Unmarshal(r.Event.Data, &l) != nil {
+			b.Fatalf("%s: %v", action, r.Err)
+		}
+		if l.NextCursor == nil {
+			return
+		}
+		cursor = *l.NextCursor
+	}
+}
+
+// benchCall is one request of a benchmark: an action and its data.
+type benchCall struct{ action, data string }
+
+// callAll sends calls to console main of env, 256 at a time, and fails b
+// at the first error reply, or reply check refuses (when not nil).
+func callAll(b *testing.B, env *testenv.Env, calls []benchCall, check func(r *connector.Reply) error) {
+	b.Helper()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 256)
+	errs := make(chan error, 1)
+	for _, c := range calls {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			r, err := connector.Call(ctx, env.NC, env.Connector.Subjects().Action("main", c.action), c.action, "/bench", []byte(c.data))
+			switch {
+			case err != nil:
+			case r.Err != nil:
+				err = r.Err
+			case check != nil:
+				err = check(r)
+			}
+			if err != nil {
+				select {
+				case errs <- fmt.Errorf("%s: %w", c.action, err):
+				default:
+				}
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
 }
 
 func heapInUse() int64 {

@@ -101,15 +101,24 @@ func TestTwoDeploymentsShareNothing(t *testing.T) {
 			t.Errorf("%s lists %d monitors, want %d", prefix, l.TotalItems, want)
 		}
 	}
-	// Each owns its three buckets, and shares none.
+	// Each owns its buckets and its audit stream, and shares none.
 	var buckets []string
 	for name := range js.KeyValueStoreNames(ctx).Name() {
 		buckets = append(buckets, name)
 	}
 	slices.Sort(buckets)
-	want := []string{"S1_LEASES", "S1_MONITORS", "S1_STATE", "S2_LEASES", "S2_MONITORS", "S2_STATE"}
+	want := []string{"S1_LEASES", "S1_MONITORS", "S1_REQUESTS", "S1_STATE", "S1_TRACKING", "S2_LEASES", "S2_MONITORS", "S2_REQUESTS", "S2_STATE", "S2_TRACKING"}
 	if !slices.Equal(buckets, want) {
 		t.Errorf("buckets %v, want %v", buckets, want)
+	}
+	for _, prefix := range []string{"s1", "s2"} {
+		s, err := js.Stream(ctx, strings.ToUpper(prefix)+"_AUDIT")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.CachedInfo().Config.Subjects; !slices.Equal(got, []string{prefix + ".*.audit.>"}) {
+			t.Errorf("%s_AUDIT subjects %v", strings.ToUpper(prefix), got)
+		}
 	}
 }
 

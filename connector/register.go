@@ -53,6 +53,10 @@ func (c *Connector) register() error {
 			inner := []middleware.Middleware{
 				middleware.Admit,
 				middleware.Deadline(c.cfg.Service.ActionTimeout),
+				middleware.Parse,
+			}
+			if a.Mutating {
+				inner = c.guarded(inner)
 			}
 			r.serve = middleware.Chain(middleware.Invoke(c.log), slices.Concat(outer, inner)...)
 			r.refuse = middleware.Chain(middleware.Unavailable, outer...)

@@ -236,6 +236,34 @@ func TestDryRunCallsNothing(t *testing.T) {
 	if n := len(env.Emu.Requests()); n != 0 {
 		t.Errorf("dry run made %d upstream calls", n)
 	}
+	// Every mutating action of the conformance suite: validated, echoed
+	// with its secrets redacted, audited as a dry run, nothing called.
+	for _, tc := range conformanceCases() {
+		if a, _ := handlers.Lookup(tc.action); !a.Mutating {
+			continue
+		}
+		req := newRequest(tc.action, tc.data(t, env))
+		r := roundTrip(t, env.NC, env.Connector.Subjects().Action("main", tc.action), req, ce.ModeBinary)
+		checkOK(t, tc.action, req, r, ce.ModeBinary)
+		var d handlers.DryRunReply
+		if err := json.Unmarshal(r.Event.Data, &d); err != nil || !d.DryRun || d.Action != tc.action || d.Request == nil {
+			t.Errorf("%s: dry-run reply %s (%v)", tc.action, r.Event.Data, err)
+		}
+		if strings.Contains(string(r.Event.Data), fetchPassword) {
+			t.Errorf("%s: the dry-run reply shows the password: %s", tc.action, r.Event.Data)
+		}
+		hash := subjects.RequestHash("main", req.Source, req.ID)
+		recs := byID(t, readAudit(t, env.NC, env.Cfg))
+		for _, phase := range []string{subjects.PhaseRequested, subjects.PhaseCompleted} {
+			m, ok := recs[subjects.AuditID("main", subjects.AuditKeyTagged(hash, subjects.AuditTagDryRun), phase)]
+			if !ok || !m.Rec.DryRun {
+				t.Errorf("%s: no dry-run %s record (%+v)", tc.action, phase, m.Rec)
+			}
+		}
+	}
+	if n := len(env.Emu.Requests()); n != 0 {
+		t.Errorf("dry run made %d upstream calls", n)
+	}
 	// Invalid requests are still refused in dry run.
 	if r := env.Call(t, "agents.disconnect", `{"agentIds":[]}`); r.Err == nil || r.Err.Code != 400 {
 		t.Errorf("dry run accepted an invalid request: %+v", r.Err)

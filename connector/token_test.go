@@ -16,8 +16,8 @@ import (
 	"github.com/s1bridge/s1bridge/subjects"
 )
 
-// readyz returns /readyz's status and its body's note on console main.
-func readyz(t *testing.T, env *testenv.Env) (int, string) {
+// consoleReadyz returns /readyz's status and its body's note on console main.
+func consoleReadyz(t *testing.T, env *testenv.Env) (int, string) {
 	t.Helper()
 	resp, err := http.Get("http://" + env.Connector.HTTPAddr() + "/readyz")
 	if err != nil {
@@ -67,7 +67,7 @@ func TestTokenExpiring(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "the expiry on /metrics", func() bool {
 		return metricValue(t, env, series) == float64(expires.Unix())
 	})
-	code, note := readyz(t, env)
+	code, note := consoleReadyz(t, env)
 	if code != http.StatusOK || !strings.Contains(note, "API token expires at "+expires.Format(time.RFC3339)+" (5 days left)") {
 		t.Errorf("/readyz %d, console main: %q", code, note)
 	}
@@ -94,7 +94,7 @@ func TestTokenExpiryUnknown(t *testing.T) {
 	if v := metricValue(t, env, `s1bridge_console_token_expiry_seconds{console="main"}`); v != 0 {
 		t.Errorf("/metrics: %v, want 0 (unknown)", v)
 	}
-	if code, note := readyz(t, env); code != http.StatusOK || note != "ok" {
+	if code, note := consoleReadyz(t, env); code != http.StatusOK || note != "ok" {
 		t.Errorf("/readyz %d %q", code, note)
 	}
 	if n := testenv.StreamMsgs(env.NC, env.Cfg.EventsStreamName()); n != 0 {
@@ -123,7 +123,7 @@ func TestReadyMetric(t *testing.T) {
 			t.Errorf("s1bridge_ready{console=%q} = %v, want %v", console, v, want)
 		}
 	}
-	if code, _ := readyz(t, env); code != http.StatusServiceUnavailable {
+	if code, _ := consoleReadyz(t, env); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz %d", code)
 	}
 }

@@ -36,6 +36,7 @@ const (
 	kubeDir       = "kubernetes"
 	kustomization = "kustomization.yaml"
 	streamFile    = "streams/S1_EVENTS.json"
+	auditFile     = "streams/S1_AUDIT.json"
 	streamsDoc    = "streams/README.md"
 	unitFile      = "systemd/s1bridge.service"
 	dockerFile    = "Dockerfile"
@@ -683,6 +684,48 @@ func TestServiceLinksWouldStopStart(t *testing.T) {
 var streamRequired = []string{"retention", "max_consumers", "max_msgs", "max_bytes", "max_age", "storage", "num_replicas"}
 
 func TestEventsStreamDefinition(t *testing.T) {
+	m := loadManifests(t)
+	_, _, pc := deploymentParts(t, m)
+	cfg := productionConfig(t, pc)
+	subj, err := subjects.New(cfg.Subjects.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStreamDefinition(t, streamFile, store.EventsStreamConfig(cfg, subj))
+	checkStreamDefinition(t, auditFile, store.AuditStreamConfig(cfg, subj))
+
+	// The README's commands for the key-value buckets match the code's.
+	doc, err := os.ReadFile(streamsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttls := map[string]time.Duration{
+		subj.BucketName(subjects.BucketLeases):   connector.DefaultLeaseTTL,
+		subj.BucketName(subjects.BucketRequests): cfg.Service.IdempotencyWindow,
+	}
+	for _, bucket := range []string{subj.BucketName(subjects.BucketState), subj.BucketName(subjects.BucketLeases), subj.BucketName(subjects.BucketMonitors), subj.BucketName(subjects.BucketRequests)} {
+		line := regexp.MustCompile(`(?m)^nats kv add ` + bucket + ` .*$`).Find(doc)
+		if line == nil {
+			t.Errorf("%s: no `nats kv add %s` command", streamsDoc, bucket)
+			continue
+		}
+		for _, flag := range []string{"--history 1", "--replicas " + strconv.Itoa(cfg.Streams.Events.Replicas), "--storage file"} {
+			if !bytes.Contains(line, []byte(flag)) {
+				t.Errorf("%s: %q lacks %q", streamsDoc, line, flag)
+			}
+		}
+		ttl, has := ttls[bucket]
+		if got := regexp.MustCompile(`--ttl (\S+)`).FindSubmatch(line); has != (got != nil) || has && string(got[1]) != ttl.String() {
+			t.Errorf("%s: %q: want the TTL %v (none: 0s)", streamsDoc, line, ttl)
+		}
+	}
+}
+
+// checkStreamDefinition checks that file defines the stream want, in the
+// JSON the server and the nats CLI read.
+func checkStreamDefinition(t *testing.T, file string, want jetstream.StreamConfig) {
+	t.Helper()
+	streamFile := file
 	b, err := os.ReadFile(streamFile)
 	if err != nil {
 		t.Fatal(err)
@@ -722,41 +765,10 @@ func TestEventsStreamDefinition(t *testing.T) {
 		got.MaxMsgSize = 0
 	}
 
-	m := loadManifests(t)
-	_, _, pc := deploymentParts(t, m)
-	cfg := productionConfig(t, pc)
-	subj, err := subjects.New(cfg.Subjects.Prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := store.EventsStreamConfig(cfg, subj)
 	if !reflect.DeepEqual(got, want) {
 		g, _ := json.MarshalIndent(got, "", "  ")
 		w, _ := json.MarshalIndent(want, "", "  ")
 		t.Errorf("%s differs from the stream s1bridge creates with the production configuration:\n%s\nwant:\n%s", streamFile, g, w)
-	}
-
-	// The README's commands for the key-value buckets match the code's.
-	doc, err := os.ReadFile(streamsDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leases := subj.BucketName(subjects.BucketLeases)
-	for _, bucket := range []string{subj.BucketName(subjects.BucketState), leases, subj.BucketName(subjects.BucketMonitors)} {
-		line := regexp.MustCompile(`(?m)^nats kv add ` + bucket + ` .*$`).Find(doc)
-		if line == nil {
-			t.Errorf("%s: no `nats kv add %s` command", streamsDoc, bucket)
-			continue
-		}
-		for _, flag := range []string{"--history 1", "--replicas " + strconv.Itoa(cfg.Streams.Events.Replicas), "--storage file"} {
-			if !bytes.Contains(line, []byte(flag)) {
-				t.Errorf("%s: %q lacks %q", streamsDoc, line, flag)
-			}
-		}
-		ttl := bytes.Contains(line, []byte("--ttl "+connector.DefaultLeaseTTL.String()))
-		if ttl != (bucket == leases) {
-			t.Errorf("%s: %q: only %s has a TTL, %s", streamsDoc, line, leases, connector.DefaultLeaseTTL)
-		}
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 
 	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/connector"
+	"github.com/s1bridge/s1bridge/connector/ce"
 	"github.com/s1bridge/s1bridge/internal/testenv"
 	"github.com/s1bridge/s1bridge/subjects"
 )
@@ -553,6 +554,21 @@ func TestNATSPermissions(t *testing.T) {
 			t.Fatalf("soar calls %s: %v %v", action, err, r)
 		}
 	}
+	// A mutating action: its idempotency record and audit records are
+	// written, and a repeat is answered from the record.
+	h, body, err := ce.Encode(ce.Event{ID: "perm-1", Source: "/soar", Type: subjects.RequestType("agents.disconnect"), Data: []byte(`{"agentIds":["1559342436290084702"]}`)}, ce.ModeBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		m, err := soar.RequestMsgWithContext(ctx, &nats.Msg{Subject: subj.Action("main", "agents.disconnect"), Header: h, Data: body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := connector.ParseReply(m); err != nil || r.Err != nil {
+			t.Fatalf("soar calls agents.disconnect: %v %v (violations: %q)", err, r.Err, violations.take())
+		}
+	}
 	if _, err := soar.RequestWithContext(ctx, "$SRV.INFO."+subjects.ServiceName, nil); err != nil {
 		t.Fatalf("$SRV.INFO: %v", err)
 	}
@@ -603,6 +619,9 @@ func TestNATSPermissions(t *testing.T) {
 	}{
 		{"s1bridge", "pub", "$JS.API.STREAM.DELETE.S1_EVENTS", "delete the events"},
 		{"s1bridge", "pub", "$JS.API.STREAM.PURGE.KV_S1_STATE", "purge its state"},
+		{"s1bridge", "pub", "$JS.API.STREAM.DELETE.S1_AUDIT", "delete the audit"},
+		{"s1bridge", "pub", "$JS.API.STREAM.PURGE.S1_AUDIT", "purge the audit"},
+		{"s1bridge", "sub", "s1.main.audit.>", "read the audit"},
 		{"s1bridge", "pub", "$JS.API.STREAM.CREATE.OTHER", "create other streams"},
 		{"s1bridge", "pub", "$KV.OTHER.key", "write other buckets"},
 		{"s1bridge", "pub", "_INBOX.someone", "publish to inboxes it was not asked to reply to"},
@@ -611,6 +630,8 @@ func TestNATSPermissions(t *testing.T) {
 		{"soar", "pub", "s1.main.event.threat.1.created", "forge events"},
 		{"soar", "pub", "$KV.S1_STATE.main.cursor", "move the watermark"},
 		{"soar", "pub", "$KV.S1_LEASES.main.ingest", "take the lease"},
+		{"soar", "pub", "$KV.S1_REQUESTS.main.req.x", "forge a request's outcome"},
+		{"soar", "pub", "s1.main.audit.agents.disconnect.completed", "forge audit records"},
 		{"soar", "pub", "$JS.API.STREAM.DELETE.S1_EVENTS", "delete the events"},
 		{"soar", "pub", "$JS.API.CONSUMER.DELETE.S1_EVENTS.other", "delete others' consumers"},
 		{"soar", "sub", "s1.*.action.>", "intercept requests"},

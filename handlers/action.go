@@ -58,15 +58,34 @@ type Action struct {
 	// documentation and reflection.
 	Request, Response any
 
-	handle func(ctx context.Context, env *Env, data []byte) (any, error)
+	decode func(env *Env, data []byte) (any, error)
+	run    func(ctx context.Context, env *Env, req any) (any, error)
 }
 
-// Handle decodes data strictly into the action's request type (unknown fields
-// are refused), validates it and runs the handler. Every error it returns is
-// an *Error or is turned into one by AsError.
+// Handle decodes data (Decode) and runs the action with the request
+// (Run). Every error it returns is an *Error or is turned into one by
+// AsError.
 func (a Action) Handle(ctx context.Context, env *Env, data []byte) (any, error) {
-	return a.handle(ctx, env, data)
+	req, err := a.Decode(env, data)
+	if err != nil {
+		return nil, err
+	}
+	return a.Run(ctx, env, req)
 }
+
+// Decode reads data strictly into a new value of the action's request type
+// (unknown, duplicated or mis-cased members are refused), validates it (its
+// Validate method) and, when it is Targeted, refuses more ids than
+// env.MaxTargets. It calls nothing: the connector decodes a request before
+// anything else about it happens (the audit's requested record is written
+// after validation, before SentinelOne is called), then hands the result to
+// Run. Its errors are 400s naming the field.
+func (a Action) Decode(env *Env, data []byte) (any, error) { return a.decode(env, data) }
+
+// Run runs the action with req, a request Decode returned for this action
+// (a pointer to its request type; anything else is a 500): in dry-run mode
+// a mutating action replies DryRunReply and calls nothing.
+func (a Action) Run(ctx context.Context, env *Env, req any) (any, error) { return a.run(ctx, env, req) }
 
 // Appender is implemented by replies that encode themselves faster than
 // json.Marshal would (list replies carry SentinelOne's bytes as they are).
@@ -89,14 +108,15 @@ type DryRunReply struct {
 // Define builds an Action from a typed handler: requests are decoded strictly
 // into Req, validated (Req's Validate method, when it has one) and, when Req
 // is Targeted, refused if they name more ids than Env.MaxTargets, before fn
-// runs; a mutating action in dry-run mode stops after these checks.
+// runs (Action.Decode); a mutating action in dry-run mode stops after these
+// checks (Action.Run).
 func Define[Req, Resp any](name, title, description string, mutating bool, fn func(context.Context, *Env, *Req) (*Resp, error)) Action {
 	var req Req
 	var resp Resp
 	return Action{
 		Name: name, Title: title, Description: description, Mutating: mutating,
 		Request: req, Response: resp,
-		handle: func(ctx context.Context, env *Env, data []byte) (any, error) {
+		decode: func(env *Env, data []byte) (any, error) {
 			req := new(Req)
 			if err := decodeStrict(data, req); err != nil {
 				return nil, err
@@ -108,6 +128,13 @@ func Define[Req, Resp any](name, title, description string, mutating bool, fn fu
 			}
 			if err := checkTargets(env, req); err != nil {
 				return nil, err
+			}
+			return req, nil
+		},
+		run: func(ctx context.Context, env *Env, r any) (any, error) {
+			req, ok := r.(*Req)
+			if !ok || req == nil {
+				return nil, &Error{Code: CodeInternal, Message: "internal error: " + name + " was run with a request it did not decode", Err: fmt.Errorf("handlers: %s run with %T", name, r)}
 			}
 			if mutating && env.DryRun {
 				env.log().LogAttrs(ctx, slog.LevelInfo, "dry run: not calling SentinelOne", slog.Any("request", req))

@@ -10,12 +10,15 @@ import (
 	"time"
 )
 
-// fakeRuntime records what the monitor handlers ask of the runtime.
+// fakeRuntime records what the monitor and tracked handlers ask of the
+// runtime.
 type fakeRuntime struct {
 	spec      MonitorSpec
 	items     []MonitorItem
 	cancelled string
 	err       error
+	tracked   []TrackSpec // Track's specs, in order
+	trackErr  error       // what Track answers
 }
 
 func (f *fakeRuntime) IngestStatus(context.Context, string) (*IngestStatusReply, error) {

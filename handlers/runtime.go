@@ -6,7 +6,7 @@ import (
 )
 
 // Runtime is the connector state that some actions read or change: the
-// ingestion progress and the monitors. The connector implements it; handlers
+// ingestion progress, the monitors and the tracked actions. The connector implements it; handlers
 // reach it through Env.Runtime. Its methods are called concurrently.
 type Runtime interface {
 	// IngestStatus describes the ingestion of console (DESIGN.md §8).
@@ -24,6 +24,14 @@ type Runtime interface {
 	// CancelMonitor ends monitor id of console with the cancelled outcome;
 	// an ended or unknown monitor is a 404.
 	CancelMonitor(ctx context.Context, console, id string) error
+
+	// Track records an action SentinelOne has accepted on console, to be
+	// watched until SentinelOne confirms every target or the deadline
+	// passes (DESIGN.md §13), and returns its tracking id and the subject
+	// of its outcome event. A repeat of spec.Request gets the tracking id
+	// of the first and tracks nothing new. An error means the action is not
+	// tracked; it has happened all the same.
+	Track(ctx context.Context, console string, spec TrackSpec) (*TrackReply, error)
 }
 
 // RequestInfo is what a handler may know of the CloudEvents request it

@@ -22,6 +22,7 @@ const (
 type ThreatsFetchFileRequest struct {
 	ThreatIDs []string `json:"threatIds" jsonschema:"minItems=1,maxItems=5000,pattern=^[1-9][0-9]{17\\,19}$"`
 	Password  Secret   `json:"password" jsonschema:"minLength=10,maxLength=256"`
+	TrackParams
 }
 
 // Validate checks r against SentinelOne's password rules, naming the rule
@@ -30,7 +31,10 @@ func (r *ThreatsFetchFileRequest) Validate() error {
 	if err := checkIDs("threatIds", r.ThreatIDs, requiredIDs); err != nil {
 		return err
 	}
-	return checkPassword(r.Password.Reveal())
+	if err := checkPassword(r.Password.Reveal()); err != nil {
+		return err
+	}
+	return r.TrackParams.Validate()
 }
 
 // checkPassword applies SentinelOne's rules: 10 or more characters, no
@@ -82,24 +86,31 @@ type ThreatsFetchFileApplied struct {
 // takes exactly one threat per fetch ("bulk operations are not supported").
 // When a call fails after others succeeded, the error says which were
 // accepted; repeating the request fetches those files again, which is
-// harmless.
+// harmless. The fetch is tracked until each agent reports the upload; a
+// threat SentinelOne matched nothing for ends failed at once. A partial
+// failure is not tracked: its error reply has no place for a tracking id.
 func threatsFetchFile(ctx context.Context, env *Env, r *ThreatsFetchFileRequest) (*TrackedReply, error) {
-	reply := &TrackedReply{}
+	at := trackNow()
+	affected := 0
 	var done []string
+	refused := map[string]string{}
 	for i, id := range r.ThreatIDs {
 		if slices.Index(r.ThreatIDs, id) < i {
 			continue
 		}
 		n, err := env.Client.FetchThreatFile(ctx, id, r.Password.Reveal())
 		if err != nil && len(done) > 0 {
-			return nil, partialFailure(err, &ThreatsFetchFileApplied{ThreatIDs: done, Affected: reply.Affected},
+			return nil, partialFailure(err, &ThreatsFetchFileApplied{ThreatIDs: done, Affected: affected},
 				"threat "+id, fmt.Sprintf("the files of %d threats were requested", len(done)))
 		}
 		if err != nil {
 			return nil, err
 		}
-		reply.Affected += n
+		if n == 0 {
+			refused[id] = notMatched("threat", id)
+		}
+		affected += n
 		done = append(done, id)
 	}
-	return reply, nil
+	return track(ctx, env, affected, TrackSpec{Action: ActionThreatsFetchFile, Targets: r.ThreatIDs, Refused: refused, Timeout: r.trackTimeout, RequestedAt: at}), nil
 }

@@ -17,6 +17,7 @@ var mitigationActions = []string{"kill", "quarantine", "remediate", "rollback_re
 type ThreatsMitigateRequest struct {
 	ThreatIDs []string `json:"threatIds" jsonschema:"minItems=1,maxItems=5000,pattern=^[1-9][0-9]{17\\,19}$"`
 	Action    string   `json:"action" jsonschema:"enum=kill,enum=quarantine,enum=remediate,enum=rollback_remediation,enum=un_quarantine"`
+	TrackParams
 }
 
 // Validate checks r.
@@ -32,24 +33,21 @@ func (r *ThreatsMitigateRequest) Validate() error {
 	case !slices.Contains(mitigationActions, r.Action):
 		return Invalid("action", "%q is not one of %s", r.Action, strings.Join(mitigationActions, ", "))
 	}
-	return nil
-}
-
-// TrackedReply is the reply of the actions SentinelOne carries out later on
-// the endpoint (threats.mitigate, threats.fetch_file, agents.scan.start,
-// agents.scan.abort): how many targets SentinelOne accepted. Action
-// tracking (DESIGN.md §13) adds trackingId and subject.
-type TrackedReply struct {
-	Affected int `json:"affected" jsonschema:"minimum=0"`
+	return r.TrackParams.Validate()
 }
 
 // threatsMitigate makes one call for every threat: SentinelOne accepts the
-// command and the agents carry it out later; threats it cannot apply to
-// (a rollback on Linux) are not counted.
+// command and the agents carry it out later, tracked until each reports
+// it; threats it cannot apply to (a rollback on Linux) are not counted, and
+// their targets end failed with SentinelOne's reason.
 func threatsMitigate(ctx context.Context, env *Env, r *ThreatsMitigateRequest) (*TrackedReply, error) {
+	at := trackNow()
 	res, err := env.Client.MitigateThreats(ctx, r.Action, r.ThreatIDs)
 	if err != nil {
 		return nil, err
 	}
-	return &TrackedReply{Affected: res.Affected}, nil
+	return track(ctx, env, res.Affected, TrackSpec{
+		Action: ActionThreatsMitigate, Variant: r.Action, Targets: r.ThreatIDs,
+		Refused: mitigationRefused(distinct(r.ThreatIDs), res.Details), Timeout: r.trackTimeout, RequestedAt: at,
+	}), nil
 }

@@ -158,6 +158,9 @@ type (
 		Attempts int
 		Duration time.Duration // whole call, waits included
 		Err      error         // nil on success
+		// RequestID is SentinelOne's X-RQID of the final answer, "" when
+		// it sent none.
+		RequestID string
 	}
 
 	// RetryEvent describes a retry about to be sent.

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -210,4 +213,42 @@ func TestConcurrentUse(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestRecorder: a context's recorder sees the calls made with that context
+// only, each with its final status and SentinelOne's X-RQID; the client's
+// Observer still sees every call.
+func TestRecorder(t *testing.T) {
+	con := newConsole(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		body := okInfo
+		if r.Method == http.MethodPost {
+			body = okAffected
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set(HeaderRequestID, fmt.Sprintf("rq-%d", n))
+		w.WriteHeader(200)
+		_, _ = io.WriteString(w, body)
+	})
+	var observed atomic.Int32
+	c := newTestClient(t, fastConfig(con.URL), WithObserver(ObserverFuncs{OnRequestDone: func(RequestEvent) { observed.Add(1) }}))
+	var mine []RequestEvent
+	ctx := WithRecorder(t.Context(), func(e RequestEvent) { mine = append(mine, e) })
+	if _, err := c.SystemInfo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DisconnectAgents(ctx, []string{"1555480684406604929"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SystemInfo(t.Context()); err != nil { // not recorded
+		t.Fatal(err)
+	}
+	if len(mine) != 2 || observed.Load() != 3 {
+		t.Fatalf("recorded %d calls, observed %d; want 2 and 3", len(mine), observed.Load())
+	}
+	if e := mine[0]; e.Method != http.MethodGet || e.Path != PathSystemInfo || e.Status != 200 || e.RequestID != "rq-0" {
+		t.Errorf("first call recorded as %+v", e)
+	}
+	if e := mine[1]; e.Method != http.MethodPost || e.Status != 200 || e.RequestID != "rq-1" || e.Err != nil {
+		t.Errorf("second call recorded as %+v", e)
+	}
 }

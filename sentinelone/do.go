@@ -80,10 +80,13 @@ func (c *Client) doCall(ctx context.Context, cs *call, path string, q url.Values
 	start := time.Now()
 	status, err := c.send(context.WithValue(ctx, callKey{}, cs), cs, path, q, in, decode)
 	cs.mu.Lock()
-	attempts := cs.attempts
+	attempts, rqid := cs.attempts, cs.rqid
 	cs.mu.Unlock()
-	ev := RequestEvent{Method: cs.method, Path: cs.path, Status: status, Attempts: attempts, Duration: time.Since(start), Err: err}
+	ev := RequestEvent{Method: cs.method, Path: cs.path, Status: status, Attempts: attempts, Duration: time.Since(start), Err: err, RequestID: rqid}
 	c.obs.RequestDone(ev)
+	if rec := recorderFrom(ctx); rec != nil {
+		rec(ev)
+	}
 	if err != nil {
 		c.log.LogAttrs(ctx, slog.LevelDebug, "sentinelone call failed", slog.String("method", cs.method), slog.String("path", cs.path),
 			slog.Int("status", status), slog.Int("attempts", attempts), slog.Duration("duration", ev.Duration), slog.String("error", c.redactCall(cs, err.Error())))

@@ -182,3 +182,50 @@ func TestTemplate(t *testing.T) {
 		t.Errorf("a real builder kept a placeholder-like value: %q", got)
 	}
 }
+
+func TestRequestNames(t *testing.T) {
+	s, _ := New("acme")
+	h := RequestHash("main", "/soar/playbook-7", "req-1")
+	if len(h) != 24 || !ValidToken(h) || strings.ToLower(h) != h {
+		t.Errorf("RequestHash %q: want 24 lower-case token characters", h)
+	}
+	for _, other := range []string{
+		RequestHash("eu", "/soar/playbook-7", "req-1"),
+		RequestHash("main", "/soar/playbook-8", "req-1"),
+		RequestHash("main", "/soar/playbook-7", "req-2"),
+		RequestHash("main", "/soar/playbook-7\x00req-1", ""), // the separator keeps fields apart
+	} {
+		if other == h {
+			t.Errorf("two keys share the hash %s", h)
+		}
+	}
+	if RequestHash("main", "/soar/playbook-7", "req-1") != h {
+		t.Error("RequestHash is not deterministic")
+	}
+	for _, tc := range []struct{ got, want string }{
+		{s.BucketName(BucketRequests), "ACME_REQUESTS"},
+		{RequestKey("main", h), "main.req." + h},
+		{AuditKey(h, 1), h},
+		{AuditKey(h, 0), h},
+		{AuditKey(h, 3), h + "-3"},
+		{AuditID("main", AuditKey(h, 2), PhaseRequested), "main/audit/" + h + "-2/requested"},
+		{s.Audit("main", "agents.disconnect", PhaseRefused), "acme.main.audit.agents.disconnect.refused"},
+		{s.AuditStream(), "ACME_AUDIT"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
+
+func TestPrefixOfAudit(t *testing.T) {
+	s, _ := New("acme")
+	if p, ok := PrefixOfAudit(s.AuditWildcard()); !ok || p != "acme" {
+		t.Errorf("PrefixOfAudit(%q) = %q, %v", s.AuditWildcard(), p, ok)
+	}
+	for _, bad := range []string{s.EventsWildcard(), "a.b.*.audit.>", "*.audit.>", ".*.audit.>"} {
+		if p, ok := PrefixOfAudit(bad); ok {
+			t.Errorf("PrefixOfAudit(%q) = %q, want not an audit wildcard", bad, p)
+		}
+	}
+}

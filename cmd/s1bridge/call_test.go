@@ -98,7 +98,7 @@ func TestCallRefusesLocally(t *testing.T) {
 		{[]string{"call", "agents.list", "--id", "two words"}, `--id "two words"`},
 		{[]string{"call", "agents.list", "--prefix", "s1.x"}, `--prefix "s1.x" is not one NATS subject token`},
 		{[]string{"call", "agents.list", "--server", " "}, "--server is empty"},
-		{[]string{"call", "agents.list", "--wait"}, "--wait: agents.list publishes no outcome event to wait for (these do: threats.monitor"},
+		{[]string{"call", "agents.list", "--wait"}, "--wait: agents.list publishes no outcome event to wait for (these do: "},
 		{[]string{"call", "agents.list", "--timeout", "soon"}, `invalid value "soon" for flag -timeout`},
 		{[]string{"call", "agents.list", "--bogus"}, "flag provided but not defined: -bogus"},
 	} {
@@ -298,9 +298,9 @@ func eventLines(t *testing.T, out string) []map[string]any {
 }
 
 // TestEventsRefuses: bad flags exit 2 naming the flag; a stream that is
-// not there exits 1 saying so.
+// not there (here the audit stream, turned off) exits 1 saying so.
 func TestEventsRefuses(t *testing.T) {
-	env := testenv.Start(t, nil)
+	env := testenv.Start(t, func(c *config.Config) { c.Streams.Audit.Enabled = false })
 	s := "--server=" + env.Server.ClientURL()
 	for _, tc := range []struct {
 		args []string
@@ -324,5 +324,44 @@ func TestEventsRefuses(t *testing.T) {
 		if code != tc.code || !strings.Contains(errOut, tc.want) || out != "" {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit %d and %q", tc.args, code, out, errOut, tc.code, tc.want)
 		}
+	}
+}
+
+// TestCallWaitTrackedAction: --wait prints the outcome of a tracked action
+// (its reply names the subject), and s1bridge events --stream audit prints
+// the action's audit records.
+func TestCallWaitTrackedAction(t *testing.T) {
+	env := testenv.Start(t, func(c *config.Config) {
+		m := c.Consoles["main"]
+		m.Tracking.PollInterval = time.Second
+		c.Consoles["main"] = m
+	})
+	s := "--server=" + env.Server.ClientURL()
+	agent := ""
+	for _, id := range env.Emu.IDs().Agents {
+		if a, _ := env.Emu.Agent(id); a.IsActive && a.NetworkStatus == "connected" {
+			agent = id
+			break
+		}
+	}
+	out, errOut, code := runCmd(t, "call", "agents.disconnect", `{"agentIds":["`+agent+`"]}`, "--wait", "--timeout", "30s", s)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	ev := outcomeEvent(t, out)
+	if ev["type"] != "s1bridge.action.completed" || !strings.HasPrefix(ev["id"].(string), "main/action/") {
+		t.Errorf("outcome %v", ev)
+	}
+	out, errOut, code = runCmd(t, "events", s, "--stream", "audit")
+	lines := eventLines(t, out)
+	if code != 0 || len(lines) < 2 || !strings.Contains(errOut, "from S1_AUDIT") {
+		t.Fatalf("audit: exit %d, %d records\n%s", code, len(lines), errOut)
+	}
+	types := map[any]bool{}
+	for _, l := range lines {
+		types[l["type"]] = true
+	}
+	if !types["s1bridge.audit.requested"] || !types["s1bridge.audit.completed"] {
+		t.Errorf("audit record types %v", types)
 	}
 }

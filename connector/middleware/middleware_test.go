@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"testing"
@@ -115,5 +116,94 @@ func TestAdmit(t *testing.T) {
 		if e := handlers.AsError(err); e == nil || e.Code != tc.code || ran {
 			t.Errorf("%s: %v (ran %t), want %d", tc.name, err, ran, tc.code)
 		}
+	}
+}
+
+// TestBeforeAndAfter: Invoke runs the action only once every Before write
+// is stored, in order, and Respond waits for the After writes before it
+// sends, even when the request's context has ended.
+func TestBeforeAndAfter(t *testing.T) {
+	var seen []string
+	write := func(name string, err error) func(context.Context) error {
+		return func(context.Context) error { seen = append(seen, name); return err }
+	}
+	action := handlers.Define("test.x", "", "", true, func(context.Context, *handlers.Env, *struct{}) (*struct{}, error) {
+		seen = append(seen, "action")
+		return &struct{}{}, nil
+	})
+	register := func(writes ...func(*Request)) Middleware {
+		return func(next HandlerFunc) HandlerFunc {
+			return func(ctx context.Context, req *Request) ([]byte, error) {
+				for _, w := range writes {
+					w(req)
+				}
+				data, err := next(ctx, req)
+				seen = append(seen, "returned")
+				return data, err
+			}
+		}
+	}
+	log := slog.New(slog.DiscardHandler)
+	run := func(ctx context.Context, mw Middleware) (*Request, error) {
+		seen = nil
+		req := request()
+		req.Action = action
+		_, err := Chain(Invoke(log), Respond(log, 0), mw)(ctx, req)
+		return req, err
+	}
+
+	req, err := run(context.Background(), register(
+		func(r *Request) { r.Before(write("claim", nil)) },
+		func(r *Request) { r.Before(write("requested", nil)) },
+		func(r *Request) { r.After(write("completed", nil)) },
+	))
+	if err != nil || !req.Started() {
+		t.Fatalf("err %v, started %t", err, req.Started())
+	}
+	if want := []string{"claim", "requested", "action", "returned", "completed"}; !slices.Equal(seen, want) {
+		t.Errorf("order %v, want %v", seen, want)
+	}
+
+	refused := errors.New("audit stream unavailable")
+	req, err = run(context.Background(), register(
+		func(r *Request) { r.Before(write("claim", nil)) },
+		func(r *Request) { r.Before(write("requested", refused)) },
+		func(r *Request) { r.Before(write("never", nil)) },
+	))
+	if !errors.Is(err, refused) && handlers.AsError(err).Code != handlers.CodeInternal || req.Started() {
+		t.Errorf("a failed Before write: err %v, started %t", err, req.Started())
+	}
+	if want := []string{"claim", "requested", "returned"}; !slices.Equal(seen, want) {
+		t.Errorf("order %v, want %v (the action must not run)", seen, want)
+	}
+
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	var waitedWith error
+	_, _ = run(ended, register(func(r *Request) {
+		r.After(func(ctx context.Context) error { waitedWith = ctx.Err(); seen = append(seen, "completed"); return nil })
+	}))
+	if !slices.Contains(seen, "completed") || waitedWith != nil {
+		t.Errorf("After write with the request's context ended: ran %t, its context %v", slices.Contains(seen, "completed"), waitedWith)
+	}
+}
+
+// TestAnswer: below Deadline, Request.Answer gives the error the caller
+// will get (what the audit and idempotency records keep): a failure the
+// deadline caused is the 504 Deadline answers, not the handler's 500.
+func TestAnswer(t *testing.T) {
+	var got *handlers.Error
+	block := func(ctx context.Context, req *Request) ([]byte, error) {
+		<-ctx.Done()
+		err := fmt.Errorf("upstream call: %w", ctx.Err())
+		got = req.Answer(err)
+		return nil, err
+	}
+	_, err := Chain(block, Deadline(50*time.Millisecond))(context.Background(), request())
+	if want := handlers.AsError(err); got == nil || got.Code != handlers.CodeUpstreamTimeout || got.Code != want.Code {
+		t.Errorf("Answer %v, the reply %v: want both 504", got, err)
+	}
+	if r := request(); r.Answer(nil) != nil || r.Answer(handlers.Errorf(handlers.CodeNotFound, "x")).Code != handlers.CodeNotFound {
+		t.Error("Answer without Deadline is not AsError")
 	}
 }

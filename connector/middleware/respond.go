@@ -25,12 +25,14 @@ const maxErrorMessage = 1024
 // (binary for plain JSON): the data as a s1bridge.<action>.response, or an
 // error as the NATS micro error headers plus an s1bridge.error CloudEvent
 // (DESIGN.md §5, §7). A reply over maxPayload bytes (the server's max
-// payload, headers included) answers 413 instead. It returns what it sent:
-// the data, or the *handlers.Error.
+// payload, headers included) answers 413 instead. It first waits for the
+// writes registered with Request.After. It returns what it sent: the data,
+// or the *handlers.Error.
 func Respond(log *slog.Logger, maxPayload int64) Middleware {
 	return func(next HandlerFunc) HandlerFunc {
 		return func(ctx context.Context, req *Request) ([]byte, error) {
 			data, err := next(ctx, req)
+			req.settle(ctx)
 			if err == nil {
 				msg, encErr := encodeReply(req, replyEvent(req, subjects.ResponseType(req.Action.Name), data))
 				if encErr == nil && tooLarge(msg, maxPayload) {

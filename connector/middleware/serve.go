@@ -32,6 +32,21 @@ func Decode(next HandlerFunc) HandlerFunc {
 	}
 }
 
+// Parse decodes and validates the action's request (Action.Decode) into
+// req.Parsed: a request that is not valid answers 400 naming the field,
+// before anything below it (an idempotency claim, an audit record, the
+// action) happens.
+func Parse(next HandlerFunc) HandlerFunc {
+	return func(ctx context.Context, req *Request) ([]byte, error) {
+		parsed, err := req.Action.Decode(req.Env, req.Event.Data)
+		if err != nil {
+			return nil, err
+		}
+		req.Parsed = parsed
+		return next(ctx, req)
+	}
+}
+
 // Admit refuses what must not run, before any work begins: a request with
 // no reply subject, a type naming another action, an expirytime that has
 // passed (408), an action the console denies (403).
@@ -89,6 +104,7 @@ func Deadline(timeout time.Duration) Middleware {
 			}
 			work, cancel := context.WithDeadline(ctx, deadline)
 			defer cancel()
+			req.answer = func(err error) *handlers.Error { return classify(ctx, work, err) }
 			data, err := next(work, req)
 			if err != nil {
 				return nil, classify(ctx, work, err)
@@ -110,6 +126,9 @@ func replyMargin(budget time.Duration) time.Duration {
 // passed (504), a shutdown (503: parent ended) and everything else apart.
 func classify(parent, work context.Context, err error) *handlers.Error {
 	herr := handlers.AsError(err)
+	if herr.Code == handlers.CodeUpstreamTimeout && parent.Err() == nil {
+		return herr // a 504 below says why itself (a repeat that waited for the first)
+	}
 	if herr.Code == handlers.CodeInternal && errors.Is(err, context.DeadlineExceeded) || errors.Is(work.Err(), context.DeadlineExceeded) && herr.Code >= 500 {
 		return &handlers.Error{Code: handlers.CodeUpstreamTimeout, Message: "the action's deadline passed before SentinelOne answered", Retryable: true, Err: err}
 	}
@@ -128,12 +147,23 @@ func shuttingDown(err error) *handlers.Error {
 // process stops: a 503, so that the caller retries on another replica.
 func Unavailable(context.Context, *Request) ([]byte, error) { return nil, shuttingDown(nil) }
 
-// Invoke is the end of every chain: it runs the action with the request's
-// data, its context (request id, source, trace context) and a logger that
-// names it, and encodes the reply.
+// Invoke is the end of every chain: it decodes the request unless Parse
+// did, waits for the writes registered with Request.Before, then runs the
+// action with its context (request id, source, trace context) and a logger
+// that names it, and encodes the reply.
 func Invoke(log *slog.Logger) HandlerFunc {
 	return func(ctx context.Context, req *Request) ([]byte, error) {
 		ev := &req.Event
+		if req.Parsed == nil {
+			parsed, err := req.Action.Decode(req.Env, ev.Data)
+			if err != nil {
+				return nil, err
+			}
+			req.Parsed = parsed
+		}
+		if err := req.ready(ctx); err != nil {
+			return nil, err
+		}
 		ctx = handlers.WithRequest(ctx, handlers.RequestInfo{
 			ID: ev.ID, Source: ev.Source, TraceParent: ev.TraceParent(), TraceState: ev.TraceState(),
 		})
@@ -143,7 +173,7 @@ func Invoke(log *slog.Logger) HandlerFunc {
 			ctx = sentinelone.WithTraceContext(ctx, tp, ev.TraceState())
 			attrs = append(attrs, subjects.ExtTraceParent, tp)
 		}
-		result, err := req.Action.Handle(ctx, req.Env.WithLogger(log.With(attrs...)), ev.Data)
+		result, err := req.Action.Run(ctx, req.Env.WithLogger(log.With(attrs...)), req.Parsed)
 		if err != nil {
 			return nil, err
 		}

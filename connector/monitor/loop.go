@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -59,17 +58,11 @@ func newMonitorLoop(ms *Set) *monitorLoop {
 // run loads the monitors and serves them until ctx ends or the store fails.
 func (l *monitorLoop) run(ctx context.Context) error {
 	ms := l.ms
-	e, err := ms.kv.Get(ctx, ms.cursorKey())
-	switch {
-	case err == nil:
-		var c pollCursor
-		if err := json.Unmarshal(e.Value(), &c); err != nil {
-			return fmt.Errorf("poll cursor: %w", err)
-		}
-		l.lastPoll, l.coveredRev = c.LastPoll, c.CoveredRev
-	case !errors.Is(err, jetstream.ErrKeyNotFound):
+	c, err := ms.st.LoadCursor(ctx, subjects.BucketMonitors, ms.cursorKey())
+	if err != nil {
 		return err
 	}
+	l.lastPoll, l.coveredRev = c.LastPoll, c.CoveredRev
 	// Subscribe before loading, so that no resolution falls in between.
 	events := make(chan *nats.Msg, monitorEventBuffer)
 	sub, err := ms.nc.ChanSubscribe(ms.subj.ThreatEvent(ms.console, "*", subjects.KindStatus, sentinelone.IncidentResolved), events)
@@ -298,13 +291,7 @@ func (l *monitorLoop) poll(ctx context.Context) error {
 		}
 	}
 	l.lastPoll, l.coveredRev = started, startRev
-	b, _ := json.Marshal(pollCursor{LastPoll: started, CoveredRev: startRev, Holder: l.ms.holder})
-	// A stale cursor only makes the next leader read further back, so a
-	// plain put is enough.
-	if _, err := l.ms.kv.Put(ctx, l.ms.cursorKey(), b); err != nil {
-		return fmt.Errorf("write poll cursor: %w", err)
-	}
-	return nil
+	return l.ms.st.SaveCursor(ctx, subjects.BucketMonitors, l.ms.cursorKey(), store.PollCursor{LastPoll: started, CoveredRev: startRev, Holder: l.ms.holder})
 }
 
 // onResolved ends the monitors of the threat a resolved event (published
@@ -384,98 +371,46 @@ type ending struct {
 	end monitorEnd
 }
 
-// finish ends monitors in three pipelined rounds, each waiting for the
-// previous one's acks: claim every record (compare-and-set on the revision
-// the loop holds), publish the events of the claims won, delete the records
-// whose event is stored. A claim lost means another replica decided first.
-// Any other failure leaves a claim behind, which the loop completes after
-// the grace (the watch delivers it).
+// finish ends monitors with store.End: claim every record (compare-and-set
+// on the revision the loop holds), publish the events of the claims won,
+// delete the records whose event is stored. A claim lost means another
+// replica decided first. Any other failure leaves a claim behind, which the
+// loop completes after the grace (the watch delivers it).
 func (l *monitorLoop) finish(ctx context.Context, ends []ending) {
-	// Batches stay within the client's async publish window.
-	for batch := range slices.Chunk(ends, monitorBatch) {
-		l.finishBatch(ctx, batch)
-	}
-}
-
-func (l *monitorLoop) finishBatch(ctx context.Context, ends []ending) {
 	log := l.ms.log
-	b := l.batch
-	// 1. Claims.
-	claimed := make([]uint64, len(ends))
+	es := make([]store.Ending, 0, len(ends))
 	for _, e := range ends {
 		rec := e.w.rec
 		end := e.end
 		rec.End = &end
 		v, _ := json.Marshal(&rec)
-		if err := b.Put(subjects.BucketMonitors, l.ms.key(rec.MonitorID), v, e.w.rev); err != nil {
-			log.Warn("monitors: could not claim", "monitor", rec.MonitorID, "error", err)
+		m, err := l.ms.event(&rec)
+		if err != nil {
+			log.Warn("monitors: could not build an outcome", "monitor", rec.MonitorID, "error", err)
 			break
 		}
+		es = append(es, store.Ending{Key: l.ms.key(rec.MonitorID), Rev: e.w.rev, Claim: v, Event: m})
 	}
-	if err := b.Wait(ctx, func(i int, a *jetstream.PubAck, err error) {
-		switch {
-		case err == nil:
-			claimed[i] = a.Sequence
-		case !store.IsConflict(err): // a conflict: another replica decided first
-			log.Warn("monitors: claim failed", "monitor", ends[i].w.rec.MonitorID, "error", err)
-		}
-	}); err != nil {
-		return
-	}
+	res, _ := l.batch.End(ctx, subjects.BucketMonitors, es)
 	var won []*watched
-	for i, e := range ends {
-		if claimed[i] == 0 {
+	for i, r := range res {
+		if r.Claimed == 0 {
+			if r.Err != nil {
+				log.Warn("monitors: claim failed", "monitor", ends[i].w.rec.MonitorID, "error", r.Err)
+			}
 			continue
 		}
-		w := e.w
+		w := ends[i].w
 		l.unindex(w)
-		end := e.end
-		w.rec.End, w.rev = &end, claimed[i]
-		l.index(w) // the grace timer, should a later round fail
+		end := ends[i].end
+		w.rec.End, w.rev = &end, r.Claimed
+		l.index(w) // the grace timer, should a later round have failed
+		w.done = r.Deleted
+		if r.Err != nil {
+			log.Warn("monitors: outcome not complete; retrying after the grace", "monitor", w.rec.MonitorID, "error", r.Err)
+		}
 		won = append(won, w)
 	}
-	// 2. Events.
-	for i, w := range won {
-		m, err := l.ms.event(&w.rec)
-		if err == nil {
-			err = b.Publish(m)
-		}
-		if err != nil {
-			log.Warn("monitors: could not publish an outcome; retrying after the grace", "monitor", w.rec.MonitorID, "error", err)
-			won = won[:i]
-			break
-		}
-	}
-	stored := make([]bool, len(won))
-	if err := b.Wait(ctx, func(i int, _ *jetstream.PubAck, err error) {
-		if err != nil {
-			log.Warn("monitors: outcome not stored; retrying after the grace", "monitor", won[i].rec.MonitorID, "error", err)
-			return
-		}
-		stored[i] = true
-	}); err != nil {
-		return
-	}
-	// 3. Deletes.
-	var deleting []*watched
-	for i, w := range won {
-		if !stored[i] {
-			continue
-		}
-		if err := b.Delete(subjects.BucketMonitors, l.ms.key(w.rec.MonitorID), w.rev); err != nil {
-			log.Warn("monitors: could not delete an ended monitor; retrying after the grace", "monitor", w.rec.MonitorID, "error", err)
-			break
-		}
-		deleting = append(deleting, w)
-	}
-	_ = b.Wait(ctx, func(i int, _ *jetstream.PubAck, err error) {
-		switch {
-		case err == nil, store.IsConflict(err): // a conflict: somebody completed it first
-			deleting[i].done = true
-		default:
-			log.Warn("monitors: could not delete an ended monitor; retrying after the grace", "monitor", deleting[i].rec.MonitorID, "error", err)
-		}
-	})
 	for _, w := range won {
 		log.Debug("monitor ended", "monitor", w.rec.MonitorID, "threat", w.rec.ThreatID, "outcome", w.rec.End.Outcome)
 	}

@@ -68,9 +68,6 @@ const (
 	// monitorEventBuffer is how many resolved events may wait for the loop;
 	// beyond it they are dropped and the next poll finds the resolutions.
 	monitorEventBuffer = 4096
-	// monitorBatch is how many monitors end in one pipelined round trip,
-	// within the async publish window the connector gives JetStream (4096).
-	monitorBatch = 1000
 )
 
 // monitorRecord is one monitor as stored in KV.
@@ -116,15 +113,6 @@ type monitorEventData struct {
 	Threat    json.RawMessage `json:"threat"`
 	StartedAt time.Time       `json:"startedAt"`
 	EndedAt   time.Time       `json:"endedAt"`
-}
-
-// pollCursor is the poller's progress, as stored in KV: every monitor whose
-// record revision is at most CoveredRev has had every resolution since
-// LastPoll (less the overlap) looked for.
-type pollCursor struct {
-	LastPoll   time.Time `json:"lastPoll"`
-	CoveredRev uint64    `json:"coveredRev"`
-	Holder     string    `json:"holder"`
 }
 
 // jsonDuration is a time.Duration written as a Go duration string.
@@ -407,34 +395,15 @@ func (ms *Set) Cancel(ctx context.Context, id string) error {
 }
 
 // complete publishes the decided outcome of rec, whose claim is revision
-// rev, then deletes the record. With check it first looks for the event in
-// the stream, for a claim older than the duplicate window may have been
-// published long ago. It is idempotent.
+// rev, then deletes the record (store.Complete). With check it first looks
+// for the event in the stream, for a claim older than the duplicate window
+// may have been published long ago. It is idempotent.
 func (ms *Set) complete(ctx context.Context, rec *monitorRecord, rev uint64, check bool) error {
-	published := false
-	if check {
-		_, err := ms.st.Events().GetLastMsgForSubject(ctx, ms.subj.MonitorEvent(ms.console, rec.MonitorID, rec.End.Outcome))
-		switch {
-		case err == nil:
-			published = true
-		case !errors.Is(err, jetstream.ErrMsgNotFound):
-			return err
-		}
+	m, err := ms.event(rec)
+	if err != nil {
+		return err
 	}
-	if !published {
-		m, err := ms.event(rec)
-		if err != nil {
-			return err
-		}
-		if _, err := ms.st.Publish(ctx, m); err != nil {
-			return fmt.Errorf("publish %s: %w", m.Subject, err)
-		}
-	}
-	err := ms.kv.Delete(ctx, ms.key(rec.MonitorID), jetstream.LastRevision(rev))
-	if err != nil && !store.IsConflict(err) { // wrong revision: somebody completed it first
-		return fmt.Errorf("delete monitor %s: %w", rec.MonitorID, err)
-	}
-	return nil
+	return ms.st.Complete(ctx, subjects.BucketMonitors, ms.key(rec.MonitorID), rev, m, check)
 }
 
 // event builds the outcome event of rec (rec.End set).

@@ -39,8 +39,42 @@ func (b *Batch) Publish(m *nats.Msg, opts ...jetstream.PublishOpt) error {
 // revision rev (0: if it does not exist). A refusal is a conflict
 // (IsConflict).
 func (b *Batch) Put(bucket subjects.Bucket, key string, value []byte, rev uint64) error {
-	m := &nats.Msg{Subject: subjects.KVSubject(b.st.subj.BucketName(bucket), key), Data: value}
-	return b.Publish(m, jetstream.WithExpectLastSequencePerSubject(rev))
+	return b.Publish(b.st.kvPut(bucket, key, value), jetstream.WithExpectLastSequencePerSubject(rev))
+}
+
+func (s *Store) kvPut(bucket subjects.Bucket, key string, value []byte) *nats.Msg {
+	return &nats.Msg{Subject: subjects.KVSubject(s.subj.BucketName(bucket), key), Data: value}
+}
+
+// PublishAsync starts publishing m, with opts, and returns its ack to
+// come: one write whose ack its caller waits for on its own (Await),
+// alongside other work, where a Batch waits for many together.
+func (s *Store) PublishAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	f, err := s.js.PublishMsgAsync(m, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", m.Subject, err)
+	}
+	return f, nil
+}
+
+// PutAsync starts the compare-and-set write Batch.Put makes: value to key
+// in bucket if the key is still at revision rev (0: if it does not exist).
+func (s *Store) PutAsync(bucket subjects.Bucket, key string, value []byte, rev uint64) (jetstream.PubAckFuture, error) {
+	return s.PublishAsync(s.kvPut(bucket, key, value), jetstream.WithExpectLastSequencePerSubject(rev))
+}
+
+// Await waits for f's ack until ctx ends. f may be awaited again after ctx
+// ended: its ack is not lost (within PublishAckTimeout it comes, or its
+// error, jetstream.ErrAsyncPublishTimeout).
+func Await(ctx context.Context, f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
+	select {
+	case a := <-f.Ok():
+		return a, nil
+	case err := <-f.Err():
+		return nil, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Delete adds a delete of key in bucket, if the key is still at revision

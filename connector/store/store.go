@@ -45,6 +45,8 @@ var buckets = []struct {
 	{subjects.BucketState, "s1bridge: ingestion watermarks and last known states", nil},
 	{subjects.BucketLeases, "s1bridge: leader leases (expire when not renewed)", func(o Options) time.Duration { return o.LeaseTTL }},
 	{subjects.BucketMonitors, "s1bridge: active threat monitors", nil},
+	{subjects.BucketRequests, "s1bridge: mutating requests and their outcomes, answered to their repeats", func(o Options) time.Duration { return o.Config.Service.IdempotencyWindow }},
+	{subjects.BucketTracking, "s1bridge: tracked actions awaiting SentinelOne's confirmation", nil},
 }
 
 // PublishAckTimeout bounds the wait for the ack of one asynchronous publish
@@ -66,6 +68,7 @@ type Store struct {
 	js      jetstream.JetStream
 	subj    subjects.Subjects
 	events  jetstream.Stream
+	audit   jetstream.Stream // nil when streams.audit.enabled is false
 	buckets map[subjects.Bucket]jetstream.KeyValue
 }
 
@@ -86,6 +89,30 @@ func EventsStreamConfig(cfg *config.Config, subj subjects.Subjects) jetstream.St
 		// Direct gets let any replica read the last event of a subject
 		// cheaply (recovery checks and `nats stream get`).
 		AllowDirect: true,
+	}
+}
+
+// AuditStreamConfig is the audit stream of DESIGN.md §12 as cfg configures
+// it: <prefix>.*.audit.>, named streams.audit.name or after the prefix,
+// with the events stream's replicas and storage. Its de-duplication window
+// is the idempotency window (config.AuditDuplicates), so that a record id
+// is stored once however often a request is repeated. Records can be
+// neither deleted nor purged through the JetStream API: an audit trail
+// that an s1bridge credential could edit would prove little (they leave
+// by max_age, or with the whole stream).
+func AuditStreamConfig(cfg *config.Config, subj subjects.Subjects) jetstream.StreamConfig {
+	e := cfg.Streams.Events.Stream
+	return jetstream.StreamConfig{
+		Name:        cfg.AuditStreamName(),
+		Description: "s1bridge: audit records of mutating actions (CloudEvents, binary mode)",
+		Subjects:    []string{subj.AuditWildcard()},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      cfg.Streams.Audit.MaxAge,
+		Duplicates:  cfg.AuditDuplicates(),
+		Replicas:    e.Replicas,
+		Storage:     storage(e),
+		DenyDelete:  true,
+		DenyPurge:   true,
 	}
 }
 
@@ -111,11 +138,20 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	}
 	st := &Store{js: js, subj: subj, buckets: map[subjects.Bucket]jetstream.KeyValue{}}
 	sc := EventsStreamConfig(cfg, subj)
-	if err := checkOwner(ctx, js, sc, subj); err != nil {
+	if err := checkOwner(ctx, js, sc, subj, eventsOwner); err != nil {
 		return nil, err
 	}
 	if st.events, err = js.CreateOrUpdateStream(ctx, sc); err != nil {
 		return nil, fmt.Errorf("create or update stream %s: %w", sc.Name, err)
+	}
+	if cfg.Streams.Audit.Enabled {
+		ac := AuditStreamConfig(cfg, subj)
+		if err := checkOwner(ctx, js, ac, subj, auditOwner); err != nil {
+			return nil, err
+		}
+		if st.audit, err = js.CreateOrUpdateStream(ctx, ac); err != nil {
+			return nil, fmt.Errorf("create or update stream %s: %w", ac.Name, err)
+		}
 	}
 	for _, b := range buckets {
 		kc := jetstream.KeyValueConfig{
@@ -134,10 +170,25 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	return st, nil
 }
 
+// owner tells a stream of s1bridge's kind apart: what its subjects hold,
+// how they name their prefix, and the key that names the stream.
+type owner struct {
+	what   string // "events", "audit records"
+	prefix func(subject string) (string, bool)
+	key    string // the configuration key of the stream's name
+	name   func(subjects.Subjects) string
+}
+
+var (
+	eventsOwner = owner{"events", subjects.PrefixOfEvents, "streams.events.name", subjects.Subjects.EventsStream}
+	auditOwner  = owner{"audit records", subjects.PrefixOfAudit, "streams.audit.name", subjects.Subjects.AuditStream}
+)
+
 // checkOwner refuses an existing stream named as sc whose subjects are not
-// sc's: another deployment's events (DESIGN.md §9), or a stream that is
-// not s1bridge's at all. CreateOrUpdateStream would silently take it over.
-func checkOwner(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig, subj subjects.Subjects) error {
+// sc's: another deployment's events or audit records (DESIGN.md §9), or a
+// stream that is not s1bridge's at all. CreateOrUpdateStream would
+// silently take it over.
+func checkOwner(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig, subj subjects.Subjects, o owner) error {
 	s, err := js.Stream(ctx, sc.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil
@@ -149,15 +200,15 @@ func checkOwner(ctx context.Context, js jetstream.JetStream, sc jetstream.Stream
 	if slices.Equal(have, sc.Subjects) {
 		return nil
 	}
-	owner := "not s1bridge's"
+	whose := "not s1bridge's"
 	if len(have) == 1 {
-		if p, ok := subjects.PrefixOfEvents(have[0]); ok {
-			owner = fmt.Sprintf("the events of prefix %q", p)
+		if p, ok := o.prefix(have[0]); ok {
+			whose = fmt.Sprintf("the %s of prefix %q", o.what, p)
 		}
 	}
 	return fmt.Errorf("stream %s holds %v, %s; this deployment's prefix is %q (%s): "+
-		"two deployments must not share a stream; leave streams.events.name empty for %s, or name a stream of its own",
-		sc.Name, have, owner, subj.Prefix(), sc.Subjects[0], subj.EventsStream())
+		"two deployments must not share a stream; leave %s empty for %s, or name a stream of its own",
+		sc.Name, have, whose, subj.Prefix(), sc.Subjects[0], o.key, o.name(subj))
 }
 
 // Subjects returns the subject builder of the deployment's prefix.
@@ -168,6 +219,10 @@ func (s *Store) Events() jetstream.Stream { return s.events }
 
 // KV returns bucket b; Open has opened every bucket.
 func (s *Store) KV(b subjects.Bucket) jetstream.KeyValue { return s.buckets[b] }
+
+// Audit returns the audit stream, or nil when streams.audit.enabled is
+// false.
+func (s *Store) Audit() jetstream.Stream { return s.audit }
 
 // Publish publishes m and waits for its ack.
 func (s *Store) Publish(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
@@ -180,6 +235,19 @@ func (s *Store) CheckEvents(ctx context.Context) error {
 	_, err := s.events.Info(ctx)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("events stream is missing: %w", err)
+	}
+	return err
+}
+
+// CheckAudit returns why the audit stream cannot be used now (for /readyz),
+// or nil; nil too when the audit is off.
+func (s *Store) CheckAudit(ctx context.Context) error {
+	if s.audit == nil {
+		return nil
+	}
+	_, err := s.audit.Info(ctx)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("audit stream is missing (mutating actions answer 503): %w", err)
 	}
 	return err
 }

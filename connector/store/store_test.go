@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/internal/testparts"
 	"github.com/s1bridge/s1bridge/subjects"
 )
@@ -46,7 +48,14 @@ func TestOpenNamesFromPrefix(t *testing.T) {
 	if subj := st.Events().CachedInfo().Config.Subjects; !slices.Equal(subj, []string{"nc.*.event.>"}) {
 		t.Errorf("events stream subjects %v", subj)
 	}
-	for b, want := range map[subjects.Bucket]string{subjects.BucketState: "NC_STATE", subjects.BucketLeases: "NC_LEASES", subjects.BucketMonitors: "NC_MONITORS"} {
+	audit := st.Audit().CachedInfo().Config
+	if audit.Name != "NC_AUDIT" || !slices.Equal(audit.Subjects, []string{"nc.*.audit.>"}) || audit.MaxAge != 8760*time.Hour ||
+		audit.Duplicates != 24*time.Hour || !audit.DenyDelete || !audit.DenyPurge {
+		t.Errorf("audit stream %s %v max_age %s duplicates %s deny delete %t purge %t, want NC_AUDIT nc.*.audit.> 8760h 24h, no delete, no purge",
+			audit.Name, audit.Subjects, audit.MaxAge, audit.Duplicates, audit.DenyDelete, audit.DenyPurge)
+	}
+	ttls := map[subjects.Bucket]time.Duration{subjects.BucketLeases: 3 * time.Second, subjects.BucketRequests: 24 * time.Hour}
+	for b, want := range map[subjects.Bucket]string{subjects.BucketState: "NC_STATE", subjects.BucketLeases: "NC_LEASES", subjects.BucketMonitors: "NC_MONITORS", subjects.BucketRequests: "NC_REQUESTS", subjects.BucketTracking: "NC_TRACKING"} {
 		kv := st.KV(b)
 		if kv == nil || kv.Bucket() != want {
 			t.Fatalf("bucket %s: %v, want %s", b, kv, want)
@@ -55,8 +64,8 @@ func TestOpenNamesFromPrefix(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ttl := status.TTL(); (b == subjects.BucketLeases) != (ttl == 3*time.Second) {
-			t.Errorf("%s: TTL %s", want, ttl)
+		if ttl := status.TTL(); ttl != ttls[b] {
+			t.Errorf("%s: TTL %s, want %s", want, ttl, ttls[b])
 		}
 	}
 	openOn(t, nc, "nc") // a second replica
@@ -66,7 +75,7 @@ func TestOpenNamesFromPrefix(t *testing.T) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	if want := []string{"KV_NC_LEASES", "KV_NC_MONITORS", "KV_NC_STATE", "NC_EVENTS"}; !slices.Equal(names, want) {
+	if want := []string{"KV_NC_LEASES", "KV_NC_MONITORS", "KV_NC_REQUESTS", "KV_NC_STATE", "KV_NC_TRACKING", "NC_AUDIT", "NC_EVENTS"}; !slices.Equal(names, want) {
 		t.Errorf("streams %v, want %v", names, want)
 	}
 }
@@ -91,6 +100,36 @@ func TestOpenRefusesAStreamNotItsOwn(t *testing.T) {
 	s, _ := js.Stream(ctx, "NC_EVENTS")
 	if subj := s.CachedInfo().Config.Subjects; !slices.Equal(subj, []string{"orders.>"}) {
 		t.Errorf("the stream's subjects became %v", subj)
+	}
+}
+
+// TestOpenRefusesAnotherPrefixsAudit: an audit stream of the configured
+// name that holds another prefix's records is refused as the events stream
+// is, naming both; with streams.audit.enabled false there is none.
+func TestOpenRefusesAnotherPrefixsAudit(t *testing.T) {
+	srv := testparts.NATSServer(t)
+	nc := testparts.Conn(t, srv)
+	ctx := context.Background()
+	openOn(t, nc, "s1")
+	cfg := testparts.Config(srv.ClientURL(), "http://127.0.0.1:1")
+	cfg.Subjects.Prefix = "s2"
+	cfg.Streams.Audit.Name = "S1_AUDIT"
+	_, err := Open(ctx, nc, Options{Config: cfg, LeaseTTL: time.Second})
+	if err == nil || !strings.Contains(err.Error(), `the audit records of prefix "s1"`) || !strings.Contains(err.Error(), "streams.audit.name") || !strings.Contains(err.Error(), "S2_AUDIT") {
+		t.Fatalf("Open on another prefix's audit stream: %v", err)
+	}
+	js, _ := jetstream.New(nc)
+	s, _ := js.Stream(ctx, "S1_AUDIT")
+	if subj := s.CachedInfo().Config.Subjects; !slices.Equal(subj, []string{"s1.*.audit.>"}) {
+		t.Errorf("the stream's subjects became %v", subj)
+	}
+	cfg.Streams.Audit = config.AuditStream{Enabled: false}
+	st, err := Open(ctx, nc, Options{Config: cfg, LeaseTTL: time.Second})
+	if err != nil || st.Audit() != nil {
+		t.Fatalf("audit off: %v, stream %v", err, st.Audit())
+	}
+	if _, err := js.Stream(ctx, "S2_AUDIT"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("audit off made a stream: %v", err)
 	}
 }
 
@@ -155,5 +194,44 @@ func TestIsConflict(t *testing.T) {
 		}
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPutAsyncAwait: a single compare-and-set write awaited on its own; an
+// Await cut short by its context loses nothing, a later Await gets the ack.
+func TestPutAsyncAwait(t *testing.T) {
+	st, _ := open(t, "s1")
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	// The select may see the ack first when it is already there: try keys
+	// until the ended context wins.
+	var f jetstream.PubAckFuture
+	key := ""
+	for i := 0; key == "" && i < 20; i++ {
+		k := fmt.Sprintf("main.req.a%d", i)
+		var err error
+		if f, err = st.PutAsync(subjects.BucketRequests, k, []byte("1"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Await(done, f); errors.Is(err, context.Canceled) {
+			key = k
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if key == "" {
+		t.Fatal("Await never reported the ended context")
+	}
+	ack, err := Await(context.Background(), f)
+	if err != nil || ack.Stream != "KV_S1_REQUESTS" {
+		t.Fatalf("Await again: %+v %v", ack, err)
+	}
+	f, _ = st.PutAsync(subjects.BucketRequests, key, []byte("2"), 0)
+	if _, err := Await(context.Background(), f); !IsConflict(err) {
+		t.Errorf("a second create: %v, want a conflict", err)
+	}
+	f, _ = st.PutAsync(subjects.BucketRequests, key, []byte("2"), ack.Sequence)
+	if _, err := Await(context.Background(), f); err != nil {
+		t.Errorf("an update at the revision read: %v", err)
 	}
 }

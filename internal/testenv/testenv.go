@@ -46,6 +46,8 @@ var (
 	IngestOn = testparts.IngestOn
 	// StreamMsgs is the number of messages in a stream.
 	StreamMsgs = testparts.StreamMsgs
+	// StreamMessages reads every message of a stream.
+	StreamMessages = testparts.StreamMessages
 	// ReadStream reads every event of a stream.
 	ReadStream = testparts.ReadStream
 	// CheckExactlyOnce checks events against the threats that must be in them.
