@@ -334,7 +334,7 @@ func TestOperatorFilesMetrics(t *testing.T) {
 	if len(checked) < 10 {
 		t.Errorf("only %d metrics checked: %v", len(checked), checked)
 	}
-	t.Logf("%d queries, %d s1bridge metrics, all on /metrics", len(qs), len(checked))
+	t.Logf("%d queries, %d s1bridge metrics found on /metrics", len(qs), len(checked))
 }
 
 // emulatorFault503Once makes the emulator answer the next groups call 503,
