@@ -40,6 +40,9 @@ const (
 	LevelWarn  = "warn"  // log.level: problems only
 	LevelError = "error" // log.level: failures only
 
+	ModeBinary     = "binary"     // streams.events.mode: attributes in ce-* headers, data as the payload
+	ModeStructured = "structured" // streams.events.mode: the whole CloudEvent as JSON (application/cloudevents+json)
+
 	FormatText = "text" // log.format: tint, coloured on a terminal
 	FormatJSON = "json" // log.format: one JSON object per line
 
@@ -245,8 +248,18 @@ type (
 
 	// Streams configures the JetStream streams the connector creates.
 	Streams struct {
-		Events Stream      `koanf:"events"`
-		Audit  AuditStream `koanf:"audit"`
+		Events EventsStream `koanf:"events"`
+		Audit  AuditStream  `koanf:"audit"`
+	}
+
+	// EventsStream is the events stream's settings: a Stream's, and how
+	// every event is encoded (DESIGN.md §14).
+	EventsStream struct {
+		Stream `koanf:",squash"`
+		// Mode is ModeBinary or ModeStructured: every event publisher
+		// (ingestion, monitors, action tracking) encodes its events so.
+		// Nats-Msg-Id and the subjects are the same in both.
+		Mode string `koanf:"mode"`
 	}
 
 	// AuditStream is the audit stream of DESIGN.md §12: every execution
@@ -319,12 +332,15 @@ func Default() *Config {
 			IdempotencyWindow: 24 * time.Hour,
 		},
 		Consoles: map[string]Console{"main": main},
-		Streams: Streams{Events: Stream{
-			Name:       "", // the prefix's: EventsStreamName
-			Replicas:   1,
-			MaxAge:     720 * time.Hour,
-			Duplicates: 10 * time.Minute,
-			Storage:    StorageFile,
+		Streams: Streams{Events: EventsStream{
+			Stream: Stream{
+				Name:       "", // the prefix's: EventsStreamName
+				Replicas:   1,
+				MaxAge:     720 * time.Hour,
+				Duplicates: 10 * time.Minute,
+				Storage:    StorageFile,
+			},
+			Mode: ModeBinary,
 		}, Audit: AuditStream{
 			Enabled: true,
 			Name:    "", // the prefix's: AuditStreamName

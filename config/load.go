@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -376,7 +377,12 @@ func isLeaf(t reflect.Type) bool {
 func fieldsOf(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
 	for f := range t.Fields() {
-		if tag := f.Tag.Get("koanf"); tag != "" && tag != "-" {
+		tag := f.Tag.Get("koanf")
+		if f.Anonymous && tag == ",squash" { // an embedded section: its keys are the parent's
+			maps.Copy(out, fieldsOf(f.Type))
+			continue
+		}
+		if tag != "" && tag != "-" {
 			out[tag] = f.Type
 		}
 	}

@@ -345,6 +345,35 @@ func TestUnknownKeys(t *testing.T) {
 	}
 }
 
+// TestEventsMode loads streams.events.mode, a key of the events stream
+// beside those it shares with every stream, from the file and the
+// environment.
+func TestEventsMode(t *testing.T) {
+	if c := mustLoad(t, minimal); c.Streams.Events.Mode != ModeBinary {
+		t.Errorf("default mode %q", c.Streams.Events.Mode)
+	}
+	c := mustLoad(t, minimal+"streams: {events: {mode: structured, max_age: 1h}}\n")
+	if c.Streams.Events.Mode != ModeStructured || c.Streams.Events.MaxAge != time.Hour || c.Streams.Events.Storage != StorageFile {
+		t.Errorf("file: %+v", c.Streams.Events)
+	}
+	if c := mustLoad(t, minimal, "S1BRIDGE_STREAMS__EVENTS__MODE=structured"); c.Streams.Events.Mode != ModeStructured {
+		t.Errorf("env: %+v", c.Streams.Events)
+	}
+	for _, tc := range []struct{ file, env, want string }{
+		{file: "streams: {events: {mode: cloudevents}}\n", want: `streams.events.mode: "cloudevents" is not one of binary, structured`},
+		{env: "S1BRIDGE_STREAMS__EVENTS__MODE=Structured", want: `streams.events.mode (S1BRIDGE_STREAMS__EVENTS__MODE): "Structured" is not one of binary, structured`},
+		{file: "streams: {events: {mdoe: binary}}\n", want: `streams.events.mdoe: unknown key (did you mean "mode"?)`},
+	} {
+		var env []string
+		if tc.env != "" {
+			env = append(env, tc.env)
+		}
+		if _, err := load(t, minimal+tc.file, env...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s%s: error %v, want %q", tc.file, tc.env, err, tc.want)
+		}
+	}
+}
+
 func TestEnvSameKeyTwice(t *testing.T) {
 	_, err := load(t, minimal, "S1BRIDGE_LOG__LEVEL=debug", "S1BRIDGE_log__level=warn")
 	if err == nil || !strings.Contains(err.Error(), "log.level (S1BRIDGE_log__level): also set by S1BRIDGE_LOG__LEVEL") {

@@ -236,6 +236,11 @@ func checkConsoleURL(s string) error {
 	return nil
 }
 
+func (s *EventsStream) validate(p *problems, key string) {
+	s.Stream.validate(p, key)
+	oneOf(p, key+".mode", s.Mode, ModeBinary, ModeStructured)
+}
+
 func (s *Stream) validate(p *problems, key string) {
 	if s.Name != "" && !subjects.ValidToken(s.Name) {
 		p.addf(key+".name", "must be a stream name of [A-Za-z0-9_-], or empty for the prefix's")

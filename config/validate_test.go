@@ -175,6 +175,8 @@ func TestValidateErrors(t *testing.T) {
 		{"duplicates", func(c *Config) { c.Streams.Events.Duplicates = 0 }, "streams.events.duplicates: must be more than 0"},
 		{"duplicates over max age", func(c *Config) { c.Streams.Events.MaxAge = time.Minute }, "streams.events.duplicates: 10m0s is more than max_age 1m0s"},
 		{"storage", func(c *Config) { c.Streams.Events.Storage = "disk" }, `streams.events.storage: "disk" is not one of file, memory`},
+		{"events mode", func(c *Config) { c.Streams.Events.Mode = "json" }, `streams.events.mode: "json" is not one of binary, structured`},
+		{"events mode empty", func(c *Config) { c.Streams.Events.Mode = "" }, `streams.events.mode: "" is not one of binary, structured`},
 		{"idempotency window", func(c *Config) { c.Service.IdempotencyWindow = 30 * time.Second }, "service.idempotency_window: 30s must be more than service.action_timeout 30s"},
 		{"audit stream name", func(c *Config) { c.Streams.Audit.Name = "S1.AUDIT" }, "streams.audit.name: must be"},
 		{"audit stream is the events stream", func(c *Config) { c.Streams.Audit.Name = "S1_EVENTS" }, "streams.audit.name: S1_EVENTS is also the events stream"},

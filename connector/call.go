@@ -33,12 +33,19 @@ var ErrNoResponders = errors.New("no s1bridge serves this console and action (un
 // {}). The request carries expirytime = ctx's deadline, so s1bridge does not
 // work on a request its caller gave up on.
 func Call(ctx context.Context, nc *nats.Conn, subject, action, source string, data []byte) (*Reply, error) {
+	return CallWithID(ctx, nc, subject, action, source, ce.NewID(), data)
+}
+
+// CallWithID is Call with the request's CloudEvents id chosen by the
+// caller: the same source and id again is the same request (a monitor or a
+// mutating action is not started twice; DESIGN.md §12).
+func CallWithID(ctx context.Context, nc *nats.Conn, subject, action, source, id string, data []byte) (*Reply, error) {
 	if len(data) == 0 {
 		data = []byte("{}")
 	}
 	ev := ce.Event{
 		SpecVersion:     subjects.SpecVersion,
-		ID:              ce.NewID(),
+		ID:              id,
 		Source:          source,
 		Type:            subjects.RequestType(action),
 		Time:            time.Now().UTC(),

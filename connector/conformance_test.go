@@ -21,6 +21,7 @@ import (
 	"github.com/s1bridge/s1bridge/emulator"
 	"github.com/s1bridge/s1bridge/handlers"
 	"github.com/s1bridge/s1bridge/internal/testenv"
+	"github.com/s1bridge/s1bridge/schema"
 	"github.com/s1bridge/s1bridge/sentinelone"
 	"github.com/s1bridge/s1bridge/subjects"
 )
@@ -74,7 +75,7 @@ func monitorRequest(t testing.TB, env *testenv.Env) string {
 // cancelRequest starts a monitor and returns a monitors.cancel request for it.
 func cancelRequest(t testing.TB, env *testenv.Env) string {
 	t.Helper()
-	r := env.Call(t, "threats.monitor", monitorRequest(t, env))
+	r := call(t, env, "threats.monitor", monitorRequest(t, env))
 	if r.Err != nil {
 		t.Fatalf("threats.monitor: %d %s", r.Err.Code, r.Err.Message)
 	}
@@ -162,11 +163,13 @@ func TestConformance(t *testing.T) {
 				checkOK(t, tc.action, req, reply, ce.ModeStructured)
 			})
 			t.Run("plain", func(t *testing.T) {
-				msg, err := env.NC.Request(subject, []byte(tc.data(t, env)), 10*time.Second)
+				data := tc.data(t, env)
+				msg, err := env.NC.Request(subject, []byte(data), 10*time.Second)
 				if err != nil {
 					t.Fatal(err)
 				}
 				reply := parse(t, msg)
+				checkSchema(t, tc.action, data, reply)
 				if reply.Err != nil {
 					t.Fatalf("error reply %d %s", reply.Err.Code, reply.Err.Message)
 				}
@@ -231,6 +234,50 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+// checkSchema holds one exchange of the suite to the published contract
+// (package schema, the schemas docs/asyncapi.yaml holds): a success
+// reply's data validates as the action's reply, an error reply's as
+// s1bridge.error data, and the request's data validates exactly when the
+// connector did not refuse it as invalid itself (a 400 with no
+// upstreamStatus), unless a configured bound refused it. Every request the suite sends goes through roundTrip
+// or call, which call it, so a new case is checked without more code.
+func checkSchema(t testing.TB, action, data string, r *connector.Reply) {
+	t.Helper()
+	if _, ok := handlers.Lookup(action); !ok {
+		return // an action of a test's own (WithActions): the document describes handlers.All()
+	}
+	reqErr := schema.ValidateRequest(action, []byte(data))
+	refused := r.Err != nil && r.Err.Code == handlers.CodeInvalid && r.Err.UpstreamStatus == 0
+	// A bound of the deployment (consoles.<name>.actions.max_targets below
+	// the contract's 5000) refuses what the schema, the contract's, allows.
+	configured := refused && strings.Contains(r.Err.Message, "consoles.")
+	switch {
+	case configured:
+	case reqErr != nil && !refused:
+		t.Errorf("%s: the schema refuses a request the connector took (%v): %s", action, reqErr, data)
+	case reqErr == nil && refused:
+		t.Errorf("%s: the schema accepts a request the connector refused (%s): %s", action, r.Err.Message, data)
+	}
+	if r.Err != nil {
+		if err := schema.ValidateError(r.Event.Data); err != nil {
+			t.Errorf("%s: error reply: %v", action, err)
+		}
+		return
+	}
+	if err := schema.ValidateReply(action, r.Event.Data); err != nil {
+		t.Errorf("%s: reply: %v\n%s", action, err, r.Event.Data)
+	}
+}
+
+// call sends data to action of console main through env (plain
+// testenv.Call) and checks the exchange with checkSchema.
+func call(t testing.TB, env *testenv.Env, action, data string) *connector.Reply {
+	t.Helper()
+	r := env.Call(t, action, data)
+	checkSchema(t, action, data, r)
+	return r
+}
+
 func newRequest(action, data string) ce.Event {
 	return ce.Event{
 		SpecVersion: subjects.SpecVersion, ID: ce.NewID(), Source: "/conformance",
@@ -252,7 +299,11 @@ func roundTrip(t *testing.T, nc *nats.Conn, subject string, req ce.Event, mode c
 	if err != nil {
 		t.Fatal(err)
 	}
-	return parse(t, msg)
+	r := parse(t, msg)
+	// The action the subject names serves it, whatever the type says.
+	action := strings.SplitN(subject, ".", 4)[3]
+	checkSchema(t, action, string(req.Data), r)
+	return r
 }
 
 func parse(t *testing.T, msg *nats.Msg) *connector.Reply {
@@ -324,7 +375,7 @@ func TestRecordedRequestsFollowSwagger(t *testing.T) {
 	env := testenv.Start(t, nil, emulator.WithRequestLog(10000))
 	env.Emu.ResetRequests()
 	for _, tc := range conformanceCases() {
-		env.Call(t, tc.action, tc.data(t, env))
+		call(t, env, tc.action, tc.data(t, env))
 	}
 	for action, req := range map[string]string{
 		"threats.list":     `{"ids":["` + someID + `"],"computerName":"FIN","incidentStatuses":["unresolved"],"analystVerdicts":["true_positive"],"classifications":["Malware"],"siteIds":["` + someID + `"],"groupIds":["` + someID + `"],"accountIds":["` + someID + `"],"createdAfter":"2024-01-01T00:00:00Z","createdBefore":"2030-01-01T00:00:00Z","updatedAfter":"2024-01-01T00:00:00Z","query":"x","sortBy":"updatedAt","sortOrder":"asc"}`,
@@ -344,7 +395,7 @@ func TestRecordedRequestsFollowSwagger(t *testing.T) {
 		"agents.count#ip":  `{"ip":"10.1.2.3"}`,
 	} {
 		action, _, _ = strings.Cut(action, "#")
-		if r := env.Call(t, action, req); r.Err != nil && r.Err.Code != handlers.CodeInvalid {
+		if r := call(t, env, action, req); r.Err != nil && r.Err.Code != handlers.CodeInvalid {
 			t.Errorf("%s: %d %s", action, r.Err.Code, r.Err.Message)
 		}
 	}

@@ -21,8 +21,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/s1bridge/s1bridge/config"
+	"github.com/s1bridge/s1bridge/connector/ce"
+	"github.com/s1bridge/s1bridge/connector/credentials"
 	"github.com/s1bridge/s1bridge/connector/ingest"
 	"github.com/s1bridge/s1bridge/connector/lease"
 	"github.com/s1bridge/s1bridge/connector/monitor"
@@ -87,6 +90,8 @@ type console struct {
 	ingest   []*ingest.Ingester
 	monitors *monitor.Set
 	tracking *tracking.Set
+	// token reads the API token's expiry (credential health).
+	token *credentials.Checker
 }
 
 // ingester returns the console's ingester of entity e, or nil.
@@ -169,6 +174,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Connector, erro
 	}
 	host, _ := os.Hostname()
 	c := &Connector{cfg: cfg, log: log, subj: subj, holder: host + "-" + nuid.Next()[:8], metrics: newMetrics()}
+	c.metrics.reg.MustRegister(prometheus.CollectorFunc(c.collectReady))
 	for _, o := range opts {
 		o(&c.opts)
 	}
@@ -241,6 +247,7 @@ func (c *Connector) Start(ctx context.Context) error {
 	c.mu.Lock()
 	c.st, c.consoles = st, consoles
 	c.mu.Unlock()
+	c.checkTokens(ctx, consoles)
 	if err := c.register(); err != nil {
 		return err
 	}
@@ -249,7 +256,7 @@ func (c *Connector) Start(ctx context.Context) error {
 }
 
 // startBackground starts, per console, the ingestion loop of each source
-// when ingest is enabled, the monitor loop and the tracking loop. The loops stop when Stop
+// when ingest is enabled, the monitor loop, the tracking loop and the token check. The loops stop when Stop
 // cancels them.
 func (c *Connector) startBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -263,6 +270,7 @@ func (c *Connector) startBackground() {
 		}
 		c.bg.Go(func() { cs.monitors.Run(ctx) })
 		c.bg.Go(func() { cs.tracking.Run(ctx) })
+		c.bg.Go(func() { cs.token.Run(ctx) })
 	}
 }
 
@@ -390,7 +398,7 @@ func (c *Connector) buildConsoles(st *store.Store) (map[string]*console, error) 
 			Console: name, Source: ingest.Threats(client),
 			Interval: cc.Ingest.Interval, FirstFetch: cc.Ingest.FirstFetch, Overlap: cc.Ingest.Overlap, PageSize: cc.Ingest.PageSize,
 			Store: st, Holder: c.holder, LeaseTTL: c.opts.leaseTTL,
-			Log: log.With("loop", "ingest"), Observer: c.metrics,
+			Log: log.With("loop", "ingest"), Observer: c.metrics, Mode: c.eventsMode(),
 		})}
 		if in := c.alertIngester(name, cc, client, st, log); in != nil {
 			cs.ingest = append(cs.ingest, in)
@@ -401,9 +409,10 @@ func (c *Connector) buildConsoles(st *store.Store) (map[string]*console, error) 
 		cs.monitors = monitor.New(monitor.Config{
 			Console: name, Client: client, Monitor: cc.Monitor, Overlap: cc.Ingest.Overlap, PageSize: cc.Ingest.PageSize,
 			Store: st, Conn: c.nc, Holder: c.holder, LeaseTTL: c.opts.leaseTTL,
-			Log: log.With("loop", "monitors"), Observer: c.metrics,
+			Log: log.With("loop", "monitors"), Observer: c.metrics, Mode: c.eventsMode(),
 		})
 		cs.tracking = c.newTracking(name, cc, client, st, log)
+		cs.token = c.tokenChecker(name, client, st, log)
 		consoles[name] = cs
 	}
 	return consoles, nil
@@ -421,8 +430,45 @@ func (c *Connector) alertIngester(name string, cc config.Console, client *sentin
 		Console: name, Source: ingest.Alerts(client, c.opts.uamRetry),
 		Interval: cc.Ingest.Interval, FirstFetch: cc.Ingest.FirstFetch, Overlap: cc.Ingest.Overlap, PageSize: cc.Ingest.Alerts.PageSize,
 		Store: st, Holder: c.holder, LeaseTTL: c.opts.leaseTTL,
-		Log: log.With("loop", "ingest-alerts"), Observer: c.metrics,
+		Log: log.With("loop", "ingest-alerts"), Observer: c.metrics, Mode: c.eventsMode(),
 	})
+}
+
+// tokenCheckAtStart bounds the first read of the consoles' token expiry.
+const tokenCheckAtStart = 5 * time.Second
+
+// checkTokens reads every console's token expiry once, all at once, before
+// the connector serves: the metric and /readyz have it from the start, and
+// the call is not made among the first requests. A console that does not
+// answer in tokenCheckAtStart is unknown until its checker reads it again.
+func (c *Connector) checkTokens(ctx context.Context, consoles map[string]*console) {
+	ctx, cancel := context.WithTimeout(sentinelone.WithLane(ctx, sentinelone.LaneBackground), tokenCheckAtStart)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, cs := range consoles {
+		wg.Go(func() { cs.token.Check(ctx) })
+	}
+	wg.Wait()
+}
+
+// tokenChecker is the credential health check of a console (DESIGN.md
+// §14), which every replica runs: see package credentials.
+func (c *Connector) tokenChecker(name string, client *sentinelone.Client, st *store.Store, log *slog.Logger) *credentials.Checker {
+	return credentials.New(credentials.Config{
+		Console: name, Client: client, Store: st, Mode: c.eventsMode(),
+		Log: log.With("loop", "credentials"), Observer: c.metrics,
+	})
+}
+
+// eventsMode is how every event publisher encodes its events
+// (streams.events.mode, validated by config: binary unless it says
+// structured). An event loop added later takes it the same way, through its
+// Config's Mode.
+func (c *Connector) eventsMode() ce.Mode {
+	if m, ok := ce.ParseMode(c.cfg.Streams.Events.Mode); ok {
+		return m
+	}
+	return ce.ModeBinary
 }
 
 // retryMax maps the configuration's retry.max (0 = no retries) onto the

@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/s1bridge/s1bridge/sentinelone"
@@ -32,6 +34,11 @@ type consoleHealth struct {
 func (h *consoleHealth) observe(e sentinelone.RequestEvent) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	// The token check reports through its own status (an older console
+	// answers it 404 or 405, which is no fault).
+	if e.Path == sentinelone.PathAPITokenDetails {
+		return
+	}
 	// Only failures that say something about the console or the token count;
 	// a 400 or 404 is the caller's problem, and a 403 on the Unified Alerts
 	// path a console without UAM (the alert ingestion says so, DESIGN.md §10).
@@ -76,7 +83,15 @@ const (
 )
 
 func (c *Connector) readiness(ctx context.Context) readiness {
+	r, _ := c.readinessByConsole(ctx)
+	return r
+}
+
+// readinessByConsole is /readyz's body, and whether each console is served
+// (the replica is ready for it: NATS, the streams and the console itself).
+func (c *Connector) readinessByConsole(ctx context.Context) (readiness, map[string]bool) {
 	r := readiness{Ready: true, NATS: "ok", Stream: "ok", Audit: "ok", Consoles: map[string]string{}, Ingest: map[string]map[string]string{}}
+	byConsole := map[string]bool{}
 	if c.nc == nil || !c.nc.IsConnected() {
 		r.Ready, r.NATS = false, "not connected"
 	}
@@ -91,18 +106,40 @@ func (c *Connector) readiness(ctx context.Context) readiness {
 		}
 	}
 	c.auditReadiness(ctx, &r, st)
+	shared := r.Ready // NATS and the streams
 	for _, name := range c.cfg.ConsoleNames() {
 		cs := consoles[name]
 		if cs == nil {
 			r.Ready, r.Consoles[name] = false, "starting"
+			byConsole[name] = false
 			continue
 		}
 		status, ready := cs.readiness()
 		r.Ready = r.Ready && ready
 		r.Consoles[name] = status
 		r.Ingest[name] = cs.ingestStates()
+		byConsole[name] = shared && ready
 	}
-	return r
+	return r, byConsole
+}
+
+var readyDesc = prometheus.NewDesc("s1bridge_ready",
+	"1 when this replica serves the console (NATS connected, the events stream there, the console's calls and ingestion healthy: what /readyz checks), else 0.",
+	[]string{"console"}, nil)
+
+// collectReady writes s1bridge_ready for every configured console, read
+// when Prometheus scrapes, so an alert on it needs no probe of /readyz.
+func (c *Connector) collectReady(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, byConsole := c.readinessByConsole(ctx)
+	for _, name := range c.cfg.ConsoleNames() {
+		v := 0.0
+		if byConsole[name] {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, v, name)
+	}
 }
 
 // ingestStates is the console's part of /readyz's ingest: the state of each
@@ -129,6 +166,11 @@ func (cs *console) readiness() (string, bool) {
 	ready := true
 	if p := cs.health.problem(); p != "" {
 		notes, ready = append(notes, p), false
+	}
+	if cs.token != nil {
+		if n := cs.token.Status().Note(); n != "" {
+			notes = append(notes, n) // not a fault yet: ready stays as it is
+		}
 	}
 	for _, in := range cs.ingest {
 		if h := in.Halted(); h != nil {
@@ -169,6 +211,12 @@ func (c *Connector) serveHTTP(addr string) (string, error) {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(c.metrics.reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		// Say plainly that the port is taken, and which one is free, as
+		// for the embedded NATS server.
+		return "", fmt.Errorf("%w: http.listen %s is taken (another s1bridge?); set S1BRIDGE_HTTP__LISTEN=%s or stop what uses it: %v",
+			ErrPortInUse, addr, freeAddr(addr, "127.0.0.1:8081"), err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("http.listen %s: %w", addr, err)
 	}

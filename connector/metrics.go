@@ -35,6 +35,7 @@ type metrics struct {
 	replays        *prometheus.CounterVec
 	tracking       *prometheus.GaugeVec
 	untracked      *prometheus.CounterVec
+	tokenExpiry    *prometheus.GaugeVec
 
 	mu         sync.Mutex
 	watermarks map[sourceKey]time.Time // the watermark of each console and source, for the age gauge
@@ -97,9 +98,13 @@ func newMetrics() *metrics {
 	m.untracked = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "s1bridge_tracking_untracked_total", Help: "Actions SentinelOne accepted that could not be tracked (replied without trackingId; no outcome event follows).",
 	}, []string{"console"})
+	m.tokenExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "s1bridge_console_token_expiry_seconds",
+		Help: "When the console's API token expires, in Unix seconds (as the blackbox exporter's probe_ssl_earliest_cert_expiry: alert on it minus time()); 0 while unknown (not read yet, or the console does not say).",
+	}, []string{"console"})
 	for _, c := range []prometheus.Collector{
 		m.actionRequests, m.actionDuration, m.upstream, m.upstreamDur, m.retries, m.rateWait,
-		m.published, m.duplicates, m.polls, m.lag, m.monitors, m.auditFailures, m.replays, m.tracking, m.untracked,
+		m.published, m.duplicates, m.polls, m.lag, m.monitors, m.auditFailures, m.replays, m.tracking, m.untracked, m.tokenExpiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		f(c)
@@ -159,6 +164,15 @@ func (m *metrics) TrackingActive(console string, n int) {
 	m.tracking.WithLabelValues(console).Set(float64(n))
 }
 
+// TokenExpiry implements credentials.Observer.
+func (m *metrics) TokenExpiry(console string, expiresAt time.Time) {
+	v := 0.0
+	if !expiresAt.IsZero() {
+		v = float64(expiresAt.Unix())
+	}
+	m.tokenExpiry.WithLabelValues(console).Set(v)
+}
+
 // initConsole creates, at zero, every series of console whose labels are
 // known before anything happens, so that dashboards and alert rules see the
 // console from the start and rate() counts its first event (Prometheus'
@@ -174,6 +188,7 @@ func (m *metrics) initConsole(console string) {
 	m.untracked.WithLabelValues(console)
 	m.auditFailures.WithLabelValues(console)
 	m.replays.WithLabelValues(console)
+	m.initToken(console)
 }
 
 // initSource creates, at zero, the ingestion series of console and the
@@ -195,6 +210,10 @@ func (m *metrics) AuditFailed(console, _ string) { m.auditFailures.WithLabelValu
 
 // Replayed implements idempotency.Observer.
 func (m *metrics) Replayed(console string) { m.replays.WithLabelValues(console).Inc() }
+
+// initToken creates the console's token expiry series, 0 (unknown) until
+// the first read.
+func (m *metrics) initToken(console string) { m.tokenExpiry.WithLabelValues(console).Set(0) }
 
 // clientObserver counts one console's SentinelOne calls, and initialises
 // the console's series (initConsole).

@@ -151,10 +151,7 @@ func (m *monitors) events() []monitorEvent {
 		if err != nil {
 			m.t.Fatalf("read monitor events: %v", err)
 		}
-		ev, err := ce.Decode(nats.Header(msg.Headers()), msg.Data())
-		if err != nil {
-			m.t.Fatal(err)
-		}
+		ev := testenv.CheckEvent(m.t, msg.Subject(), nats.Header(msg.Headers()), msg.Data())
 		e := monitorEvent{Subject: msg.Subject(), ID: msg.Headers().Get(subjects.HeaderMsgID), Type: ev.Type, Source: ev.Source,
 			ThreatID: ev.Subject, CorrelationID: ev.CorrelationID(), TraceParent: ev.TraceParent(), Time: ev.Time}
 		if ev.ID != e.ID {
@@ -257,6 +254,7 @@ func TestMonitorResolves(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no outcome within 5s of the resolution (poll interval 1s): %v", err)
 	}
+	testenv.CheckEvent(t, msg.Subject, msg.Header, msg.Data)
 	if msg.Subject != m.sub.MonitorEvent("main", rep.MonitorID, subjects.OutcomeResolved) {
 		t.Errorf("outcome on %s", msg.Subject)
 	}

@@ -47,6 +47,21 @@ type Embedded struct {
 // ErrPortInUse is returned when the embedded server's listen address is taken.
 var ErrPortInUse = errors.New("listen address in use")
 
+// freeAddr returns a free address on the host of addr, for a hint: the
+// system picks the port. fallback when it cannot say.
+func freeAddr(addr, fallback string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fallback
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return fallback
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
 // StartEmbedded starts a nats-server with JetStream listening on listen
 // ("host:port"; port -1 picks a free one) with its store under storeDir. It
 // returns once the server accepts connections.
@@ -63,12 +78,8 @@ func StartEmbedded(listen, storeDir string, log *slog.Logger) (*Embedded, error)
 		// Say plainly that the port is taken, and which one is free.
 		l, err := net.Listen("tcp", listen)
 		if err != nil {
-			free := "127.0.0.1:4223"
-			if fl, ferr := net.Listen("tcp", net.JoinHostPort(host, "0")); ferr == nil {
-				free = fl.Addr().String()
-				fl.Close()
-			}
-			return nil, fmt.Errorf("%w: %s is taken (another NATS server or s1bridge?); set S1BRIDGE_NATS__EMBEDDED__LISTEN=%s or stop what uses it: %v", ErrPortInUse, listen, free, err)
+			return nil, fmt.Errorf("%w: %s is taken (another NATS server or s1bridge?); set S1BRIDGE_NATS__EMBEDDED__LISTEN=%s or stop what uses it: %v",
+				ErrPortInUse, listen, freeAddr(listen, "127.0.0.1:4223"), err)
 		}
 		l.Close()
 	}

@@ -18,7 +18,7 @@ func (c *Connector) newTracking(name string, cc config.Console, client *sentinel
 	return tracking.New(tracking.Config{
 		Console: name, Client: client, Tracking: cc.Tracking, Overlap: cc.Ingest.Overlap, PageSize: cc.Ingest.PageSize,
 		Store: st, Holder: c.holder, LeaseTTL: c.opts.leaseTTL, MaxPayload: int(c.maxPayload()),
-		Log: log.With("loop", "tracking"), Observer: c.metrics,
+		Log: log.With("loop", "tracking"), Observer: c.metrics, Mode: c.eventsMode(),
 	})
 }
 

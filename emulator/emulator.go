@@ -92,6 +92,8 @@ type (
 		commands     []*command  // agent commands not answered yet: see commands.go
 		cmdSeq       uint64
 		outcomes     map[string]Outcome // by threat or agent id: see SetOutcome
+		pinned       map[uint64]bool    // threats and alerts live mode leaves alone: see WithExamples
+		pinnedUAM    map[*uamAlert]bool // the same for Unified Alerts
 		// nextDue is the earliest time (unix ns) at which a hidden threat
 		// appears or an agent transition completes; math.MaxInt64 when none.
 		// Requests read it without the lock to skip settling in the common case.
@@ -231,6 +233,7 @@ type config struct {
 	noTokenDetails    bool
 	tokenCreated      int64 // unix ns; set in New unless WithTokenExpiry
 	tokenExpires      int64
+	examples          bool // WithExamples
 }
 
 // Defaults of the response-action options.
@@ -414,6 +417,9 @@ func New(opts ...Option) (*Emulator, error) {
 	e.initCollections()
 	e.uam = newUAMStore(cfg.seed)
 	e.seed(cfg.sizes)
+	if cfg.examples {
+		e.seedExamples()
+	}
 	e.mux = e.routes()
 	return e, nil
 }

@@ -46,7 +46,7 @@ func (e *Emulator) liveStep() {
 		all := e.threats.t.ids
 		for try := 0; try < 12 && len(moved) < 3 && len(all) > 0; try++ {
 			t := all[r.IntN(len(all))]
-			if t.hiddenUntil != 0 || contains(moved, t) {
+			if t.hiddenUntil != 0 || contains(moved, t) || e.pinned[t.id] {
 				continue
 			}
 			var status, verdict, mitigation string
@@ -86,6 +86,9 @@ func (e *Emulator) liveAlerts(now int64) {
 		return
 	}
 	a := all[r.IntN(len(all))]
+	if e.pinned[a.id] {
+		return
+	}
 	switch a.incidentStatus {
 	case statusUnresolved:
 		a.incidentStatus = statusInProgress

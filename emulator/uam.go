@@ -603,7 +603,7 @@ func (e *Emulator) liveUAM(now int64) {
 	}
 	for try := 0; try < 8; try++ {
 		a := all[r.IntN(len(all))]
-		if a.hiddenUntil != 0 || a.src.mobile {
+		if a.hiddenUntil != 0 || a.src.mobile || e.pinnedUAM[a] {
 			continue
 		}
 		switch a.status {

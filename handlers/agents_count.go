@@ -11,15 +11,15 @@ import (
 // agents.list (without paging), with the same meaning; ip is the exact
 // match of agents.list.
 type AgentsCountRequest struct {
-	IDs             []string `json:"ids,omitempty"`
-	ComputerName    string   `json:"computerName,omitempty"`
-	IP              string   `json:"ip,omitempty"`
-	Query           string   `json:"query,omitempty"`
-	SiteIDs         []string `json:"siteIds,omitempty"`
-	GroupIDs        []string `json:"groupIds,omitempty"`
+	IDs             []string `json:"ids,omitempty" jsonschema:"maxItems=5000,pattern=^[1-9][0-9]{17\\,19}$"`
+	ComputerName    string   `json:"computerName,omitempty" jsonschema:"maxLength=4096,pattern=^[^\\x00-\\x1f\\x7f-\\x9f]*$"`
+	IP              string   `json:"ip,omitempty" jsonschema:"example=10.0.0.12,example=fe80::791:a91b"`
+	Query           string   `json:"query,omitempty" jsonschema:"maxLength=4096,pattern=^[^\\x00-\\x1f\\x7f-\\x9f]*$"`
+	SiteIDs         []string `json:"siteIds,omitempty" jsonschema:"maxItems=500,pattern=^[1-9][0-9]{17\\,19}$"`
+	GroupIDs        []string `json:"groupIds,omitempty" jsonschema:"maxItems=500,pattern=^[1-9][0-9]{17\\,19}$"`
 	IsActive        *bool    `json:"isActive,omitempty"`
-	NetworkStatuses []string `json:"networkStatuses,omitempty"`
-	OSTypes         []string `json:"osTypes,omitempty"`
+	NetworkStatuses []string `json:"networkStatuses,omitempty" jsonschema:"uniqueItems=true,enum=connected,enum=disconnected,enum=connecting,enum=disconnecting"`
+	OSTypes         []string `json:"osTypes,omitempty" jsonschema:"uniqueItems=true,enum=windows,enum=macos,enum=linux,enum=windows_legacy"`
 
 	ip netip.Addr
 }
@@ -44,7 +44,7 @@ func (r *AgentsCountRequest) Validate() error {
 
 // AgentsCountReply is the reply of agents.count.
 type AgentsCountReply struct {
-	Total int `json:"total"`
+	Total int `json:"total" jsonschema:"minimum=0"`
 }
 
 // agentsCount asks GET /agents/count. An ip cannot be counted there (the

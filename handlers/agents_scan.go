@@ -6,7 +6,7 @@ import "context"
 // agents.scan.abort. AgentIDs is required: SentinelOne scans (or stops the
 // scans of) every agent in scope when the filter is empty.
 type AgentsScanRequest struct {
-	AgentIDs []string `json:"agentIds"`
+	AgentIDs []string `json:"agentIds" jsonschema:"minItems=1,maxItems=5000,pattern=^[1-9][0-9]{17\\,19}$"`
 	TrackParams
 }
 

@@ -20,8 +20,8 @@ const (
 // encrypted with Password. Password is a Secret: it never shows in a log, a
 // reply (a dry run's included), a metric, an audit record or an error.
 type ThreatsFetchFileRequest struct {
-	ThreatIDs []string `json:"threatIds"`
-	Password  Secret   `json:"password"`
+	ThreatIDs []string `json:"threatIds" jsonschema:"minItems=1,maxItems=5000,pattern=^[1-9][0-9]{17\\,19}$"`
+	Password  Secret   `json:"password" jsonschema:"minLength=10,maxLength=256"`
 	TrackParams
 }
 

@@ -15,8 +15,8 @@ var mitigationActions = []string{"kill", "quarantine", "remediate", "rollback_re
 // required: SentinelOne mitigates every threat in scope when the filter is
 // empty.
 type ThreatsMitigateRequest struct {
-	ThreatIDs []string `json:"threatIds"`
-	Action    string   `json:"action"`
+	ThreatIDs []string `json:"threatIds" jsonschema:"minItems=1,maxItems=5000,pattern=^[1-9][0-9]{17\\,19}$"`
+	Action    string   `json:"action" jsonschema:"enum=kill,enum=quarantine,enum=remediate,enum=rollback_remediation,enum=un_quarantine"`
 	TrackParams
 }
 

@@ -17,8 +17,8 @@ const (
 // ThreatsNotesAddRequest is the request of threats.notes.add: one note with
 // Text added to each threat of ThreatIDs.
 type ThreatsNotesAddRequest struct {
-	ThreatIDs []string `json:"threatIds"`
-	Text      string   `json:"text"`
+	ThreatIDs []string `json:"threatIds" jsonschema:"minItems=1,maxItems=5000,pattern=^[1-9][0-9]{17\\,19}$"`
+	Text      string   `json:"text" jsonschema:"minLength=2,maxLength=4096,pattern=^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"`
 }
 
 // Validate checks r. A note may span lines (newlines and tabs are kept);

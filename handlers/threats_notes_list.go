@@ -11,7 +11,7 @@ import (
 // of one threat.
 type ThreatsNotesListRequest struct {
 	ListParams
-	ThreatID string `json:"threatId"`
+	ThreatID string `json:"threatId" jsonschema:"pattern=^[1-9][0-9]{17\\,19}$"`
 }
 
 // Validate checks r.

@@ -12,9 +12,9 @@ import (
 // SortOrder is "asc", optionally only of ActivityTypes.
 type ThreatsTimelineRequest struct {
 	ListParams
-	ThreatID      string `json:"threatId"`
-	ActivityTypes []int  `json:"activityTypes,omitempty"`
-	SortOrder     string `json:"sortOrder,omitempty"`
+	ThreatID      string `json:"threatId" jsonschema:"pattern=^[1-9][0-9]{17\\,19}$"`
+	ActivityTypes []int  `json:"activityTypes,omitempty" jsonschema:"maxItems=500,minimum=1"`
+	SortOrder     string `json:"sortOrder,omitempty" jsonschema:"enum=asc,enum=desc,default=desc"`
 }
 
 // Validate checks r and sets the default SortOrder.

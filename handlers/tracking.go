@@ -51,7 +51,7 @@ func (p *TrackParams) Validate() error {
 // TrackingID and Subject are absent when the action could not be tracked
 // (the action still happened: see Runtime.Track).
 type TrackedReply struct {
-	Affected int `json:"affected"`
+	Affected int `json:"affected" jsonschema:"minimum=0"`
 	// TrackingID identifies the tracked action; a repeat of the request
 	// gets the same one.
 	TrackingID string `json:"trackingId,omitempty" jsonschema:"pattern=^[a-z2-7]{24}$"`

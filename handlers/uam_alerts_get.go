@@ -10,7 +10,7 @@ import (
 
 // UAMAlertsGetRequest is the request of uam.alerts.get: one alert id.
 type UAMAlertsGetRequest struct {
-	ID string `json:"id"`
+	ID string `json:"id" jsonschema:"pattern=^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"`
 }
 
 // Validate checks r.
@@ -27,7 +27,7 @@ func (r *UAMAlertsGetRequest) Validate() error {
 // UAMAlertsGetReply is the reply of uam.alerts.get: the alert with its
 // detail fields (indicators, observables), as the console returned it.
 type UAMAlertsGetReply struct {
-	Alert json.RawMessage `json:"alert"`
+	Alert json.RawMessage `json:"alert" jsonschema:"type=object"`
 }
 
 func uamAlertsGet(ctx context.Context, env *Env, r *UAMAlertsGetRequest) (*UAMAlertsGetReply, error) {

@@ -17,19 +17,19 @@ import (
 // endCursor.
 type UAMAlertsListRequest struct {
 	ListParams
-	IDs              []string `json:"ids,omitempty"`
-	Statuses         []string `json:"statuses,omitempty"`
-	AnalystVerdicts  []string `json:"analystVerdicts,omitempty"`
-	Severities       []string `json:"severities,omitempty"`
-	ConfidenceLevels []string `json:"confidenceLevels,omitempty"`
-	DetectedAfter    string   `json:"detectedAfter,omitempty"`
-	DetectedBefore   string   `json:"detectedBefore,omitempty"`
-	UpdatedAfter     string   `json:"updatedAfter,omitempty"`
-	UpdatedBefore    string   `json:"updatedBefore,omitempty"`
-	Name             string   `json:"name,omitempty"`
-	AssetName        string   `json:"assetName,omitempty"`
-	SortBy           string   `json:"sortBy,omitempty"`
-	SortOrder        string   `json:"sortOrder,omitempty"`
+	IDs              []string `json:"ids,omitempty" jsonschema:"maxItems=5000,uniqueItems=true,pattern=^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"`
+	Statuses         []string `json:"statuses,omitempty" jsonschema:"uniqueItems=true,enum=new,enum=in_progress,enum=resolved"`
+	AnalystVerdicts  []string `json:"analystVerdicts,omitempty" jsonschema:"uniqueItems=true,enum=undefined,enum=true_positive_malware,enum=true_positive_ransomware,enum=true_positive_unauthorized_access,enum=true_positive_data_exfiltration,enum=true_positive_insider_threat,enum=true_positive_phishing_attack,enum=true_positive_advanced_persistent_threat,enum=true_positive_denial_of_service,enum=true_positive_policy_violation,enum=true_positive_exploitation_tools,enum=true_positive_pua_adware,enum=true_positive_benign,enum=true_positive_benign_but_suspicious,enum=true_positive_undefined,enum=false_positive_benign,enum=false_positive_benign_but_suspicious,enum=false_positive_system_error,enum=false_positive_user_error,enum=false_positive_undefined"`
+	Severities       []string `json:"severities,omitempty" jsonschema:"uniqueItems=true,enum=info,enum=low,enum=medium,enum=high,enum=critical"`
+	ConfidenceLevels []string `json:"confidenceLevels,omitempty" jsonschema:"uniqueItems=true,enum=malicious,enum=suspicious,enum=informational"`
+	DetectedAfter    string   `json:"detectedAfter,omitempty" jsonschema:"format=date-time"`
+	DetectedBefore   string   `json:"detectedBefore,omitempty" jsonschema:"format=date-time"`
+	UpdatedAfter     string   `json:"updatedAfter,omitempty" jsonschema:"format=date-time"`
+	UpdatedBefore    string   `json:"updatedBefore,omitempty" jsonschema:"format=date-time"`
+	Name             string   `json:"name,omitempty" jsonschema:"maxLength=4096,pattern=^[^\\x00-\\x1f\\x7f-\\x9f]*$"`
+	AssetName        string   `json:"assetName,omitempty" jsonschema:"maxLength=4096,pattern=^[^\\x00-\\x1f\\x7f-\\x9f]*$"`
+	SortBy           string   `json:"sortBy,omitempty" jsonschema:"enum=detectedAt,enum=updatedAt,default=detectedAt"`
+	SortOrder        string   `json:"sortOrder,omitempty" jsonschema:"enum=asc,enum=desc,default=desc"`
 
 	detected, updated timeRange
 }

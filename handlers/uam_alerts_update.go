@@ -10,9 +10,9 @@ import (
 // a status, an analyst verdict or both (lower_snake). Both go to
 // SentinelOne in one alertTriggerActions call.
 type UAMAlertsUpdateRequest struct {
-	AlertIDs       []string `json:"alertIds"`
-	Status         string   `json:"status,omitempty"`
-	AnalystVerdict string   `json:"analystVerdict,omitempty"`
+	AlertIDs       []string `json:"alertIds" jsonschema:"minItems=1,maxItems=5000,uniqueItems=true,pattern=^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"`
+	Status         string   `json:"status,omitempty" jsonschema:"anyof_required=status,enum=new,enum=in_progress,enum=resolved"`
+	AnalystVerdict string   `json:"analystVerdict,omitempty" jsonschema:"anyof_required=analystVerdict,enum=undefined,enum=true_positive_malware,enum=true_positive_ransomware,enum=true_positive_unauthorized_access,enum=true_positive_data_exfiltration,enum=true_positive_insider_threat,enum=true_positive_phishing_attack,enum=true_positive_advanced_persistent_threat,enum=true_positive_denial_of_service,enum=true_positive_policy_violation,enum=true_positive_exploitation_tools,enum=true_positive_pua_adware,enum=true_positive_benign,enum=true_positive_benign_but_suspicious,enum=true_positive_undefined,enum=false_positive_benign,enum=false_positive_benign_but_suspicious,enum=false_positive_system_error,enum=false_positive_user_error,enum=false_positive_undefined"`
 }
 
 // Validate checks r.
@@ -37,10 +37,10 @@ func (r *UAMAlertsUpdateRequest) Targets() (string, []string) { return "alertIds
 // work was scheduled for later (then nothing is known per alert yet), else
 // null. A per-alert failure is not an error reply.
 type UAMAlertsActionReply struct {
-	Affected  int               `json:"affected"`
+	Affected  int               `json:"affected" jsonschema:"minimum=0"`
 	Failed    []UAMAlertFailure `json:"failed"`
 	Skipped   []string          `json:"skipped"`
-	Scheduled *string           `json:"scheduled"`
+	Scheduled *string           `json:"scheduled" jsonschema:"nullable"`
 }
 
 // UAMAlertFailure is one alert SentinelOne did not act on: Reason is its

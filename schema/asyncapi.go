@@ -269,10 +269,12 @@ func describe(s subjects.Subjects) string {
 		"",
 		"Errors: the reply carries the NATS micro headers Nats-Service-Error-Code and Nats-Service-Error, and an s1bridge.error CloudEvent whose data is {code, message, retryable, upstreamStatus?, details?}.",
 		"",
-		fmt.Sprintf("Streams: events in %s (streams.events.name; subjects %s), audit records in %s (streams.audit.name; subjects %s). Every event is a binary-mode CloudEvent with a deterministic id sent as Nats-Msg-Id, so a repeat is dropped; each fact is published once, in order per object.",
+		fmt.Sprintf("Streams: events in %s (streams.events.name; subjects %s), audit records in %s (streams.audit.name; subjects %s). Every event is a CloudEvent with a deterministic id sent as Nats-Msg-Id, so a repeat is dropped; each fact is published once, in order per object. Events are in binary mode (the ce-* headers below) unless streams.events.mode is structured: then the whole event is JSON with Content-Type: application/cloudevents+json, as the CloudEvents NATS binding (sdk-go's included) reads it; ids, Nats-Msg-Id and subjects are the same in both.",
 			s.EventsStream(), s.EventsWildcard(), s.AuditStream(), s.AuditWildcard()),
 		"",
 		"Every payload schema is a JSON Schema draft 2020-12 document that uses only keywords which mean the same in draft-07, so AsyncAPI tools read it as an AsyncAPI Schema Object.",
+		"",
+		"Section references (§4, DESIGN.md §8) are to the contract, docs/contract.md in the s1bridge repository.",
 	}, "\n")
 }
 

@@ -3,6 +3,7 @@ package schema
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 
 	"github.com/invopop/jsonschema"
@@ -36,28 +37,34 @@ func lookup(name string) (handlers.Action, bool) {
 // passed through as the console returned them, so their schema says what
 // they are and requires only the member that identifies them.
 type itemDoc struct {
-	what, operation, definition string
-	key                         string // the identifying member, required
+	what, operation string
+	definition      string // where the object's shape is defined upstream
+	key             string // the identifying member, required
 }
+
+// swagger names a definition of the Swagger 2.1 subset.
+func swagger(def string) string { return "Swagger 2.1 definition " + def }
 
 // listItems maps each list action to what its items are. monitors.list is
 // not here: its items are s1bridge's own (handlers.MonitorItem).
 var listItems = map[string]itemDoc{
-	handlers.ActionThreatsList:    {"threat", "GET /web/api/v2.1/threats", "threats.schemas_ThreatSchema", "id"},
-	handlers.ActionAgentsList:     {"agent", "GET /web/api/v2.1/agents", "agents.schemas_AgentViewSchema", "id"},
-	handlers.ActionGroupsList:     {"group", "GET /web/api/v2.1/groups", "groups_SummarizedGroupSchema", "id"},
-	handlers.ActionSitesList:      {"site", "GET /web/api/v2.1/sites (data.sites)", "sites_SiteResponseSchema", "id"},
-	handlers.ActionActivitiesList: {"activity", "GET /web/api/v2.1/activities", "_ActivityViewSchema", "id"},
-	handlers.ActionAlertsList:     {"cloud-detection alert", "GET /web/api/v2.1/cloud-detection/alerts", "v2_1.alerts.schemas_AlertInformationSchema", "alertInfo"},
-	handlers.ActionBlocklistList:  {"blocklist entry (restriction)", "GET /web/api/v2.1/restrictions", "exclusions.schemas_RestrictionSchemaGet", "id"},
+	handlers.ActionThreatsList:      {"threat", "GET /web/api/v2.1/threats", swagger("threats.schemas_ThreatSchema"), "id"},
+	handlers.ActionAgentsList:       {"agent", "GET /web/api/v2.1/agents", swagger("agents.schemas_AgentViewSchema"), "id"},
+	handlers.ActionGroupsList:       {"group", "GET /web/api/v2.1/groups", swagger("groups_SummarizedGroupSchema"), "id"},
+	handlers.ActionSitesList:        {"site", "GET /web/api/v2.1/sites (data.sites)", swagger("sites_SiteResponseSchema"), "id"},
+	handlers.ActionActivitiesList:   {"activity", "GET /web/api/v2.1/activities", swagger("_ActivityViewSchema"), "id"},
+	handlers.ActionAlertsList:       {"cloud-detection alert", "GET /web/api/v2.1/cloud-detection/alerts", swagger("v2_1.alerts.schemas_AlertInformationSchema"), "alertInfo"},
+	handlers.ActionBlocklistList:    {"blocklist entry (restriction)", "GET /web/api/v2.1/restrictions", swagger("exclusions.schemas_RestrictionSchemaGet"), "id"},
+	handlers.ActionUAMAlertsList:    {"Unified Alert", "the alerts query of POST /web/api/v2.1/unifiedalerts/graphql (edges[].node)", "GraphQL type Alert of the UAM schema, fields as s1bridge selects them", "id"},
+	handlers.ActionThreatsNotesList: {"threat note", "GET /web/api/v2.1/threats/{threat_id}/notes", swagger("threats.schemas_ThreatNoteSchema_many_200, data items"), "id"},
+	handlers.ActionThreatsTimeline:  {"threat timeline entry (activity-shaped)", "GET /web/api/v2.1/threats/{threat_id}/timeline", swagger("threat_analysis.schemas_TimelineViewSchema_many_200, data items"), "id"},
 }
 
 // sentinelOneObject is the schema of one object of a SentinelOne answer.
 func sentinelOneObject(d itemDoc) Schema {
 	s := Schema{
-		"type": "object",
-		"description": fmt.Sprintf("A SentinelOne %s as %s returns it, unchanged (Swagger 2.1 definition %s).",
-			d.what, d.operation, d.definition),
+		"type":        "object",
+		"description": fmt.Sprintf("A SentinelOne %s as %s returns it, unchanged (%s).", d.what, d.operation, d.definition),
 	}
 	if d.key != "" {
 		s["required"] = []any{d.key}
@@ -100,7 +107,33 @@ func RequestSchema(action string) (Schema, error) {
 	if !ok {
 		return nil, fmt.Errorf("schema: unknown action %q", action)
 	}
-	return withDialect(reflectData(a.Request, true)), nil
+	s := reflectData(a.Request, true)
+	if props, ok := s["properties"].(map[string]any); ok {
+		for name, extra := range memberRules[action] {
+			if p, ok := props[name].(map[string]any); ok {
+				maps.Copy(p, extra)
+			}
+		}
+	}
+	return withDialect(s), nil
+}
+
+// memberRules adds to request members the rules a struct tag cannot say,
+// by action and member.
+var memberRules = map[string]map[string]Schema{
+	// SentinelOne's password rules (response-actions.md §6): no white space
+	// or control characters, and at least one upper-case letter, lower-case
+	// letter, digit and symbol (anything else). Unicode classes, as the
+	// handler's: Go's regexp and ECMAScript's with the u flag read them.
+	handlers.ActionThreatsFetchFile: {"password": {
+		"pattern": `^[^\s\p{Z}\p{Cc}]+$`,
+		"allOf": []any{
+			Schema{"type": "string", "pattern": `\p{Lu}`, "description": "an upper-case letter"},
+			Schema{"type": "string", "pattern": `\p{Ll}`, "description": "a lower-case letter"},
+			Schema{"type": "string", "pattern": `\p{Nd}`, "description": "a digit"},
+			Schema{"type": "string", "pattern": `[^\p{Lu}\p{Ll}\p{Nd}\s\p{Z}\p{Cc}]`, "description": "a symbol"},
+		},
+	}},
 }
 
 // ReplySchema returns the JSON Schema of action's reply data (a success).

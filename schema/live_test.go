@@ -29,6 +29,7 @@ import (
 // answers with a success.
 func validRequests(ids emulator.IDs) map[string]string {
 	q := func(s string) string { return `"` + s + `"` }
+	uam := emulator.UAMSeedIDs()
 	return map[string]string{
 		"hash.reputation":   `{"hash":"` + emulator.HashMalicious + `"}`,
 		"blocklist.add":     `{"hash":"` + emulator.HashClean + `","osTypes":["linux"],"description":"schema test"}`,
@@ -48,6 +49,20 @@ func validRequests(ids emulator.IDs) map[string]string {
 		"monitors.list":     `{}`,
 		"monitors.cancel":   ``, // set from the threats.monitor reply
 		"ingest.status":     ``,
+
+		"uam.alerts.list":      `{"limit":5,"statuses":["new","in_progress"],"confidenceLevels":["malicious","suspicious","informational"],"sortBy":"updatedAt"}`,
+		"uam.alerts.get":       `{"id":` + q(uam[0]) + `}`,
+		"uam.alerts.update":    `{"alertIds":[` + q(uam[0]) + `],"status":"in_progress","analystVerdict":"true_positive_malware"}`,
+		"uam.alerts.notes.add": `{"alertIds":[` + q(uam[0]) + `,` + q(uam[3]) + `],"text":"schema test"}`,
+
+		"threats.mitigate":   `{"threatIds":[` + q(ids.Threats[3]) + `],"action":"quarantine"}`,
+		"threats.notes.add":  `{"threatIds":[` + q(ids.Threats[3]) + `],"text":"schema test note"}`,
+		"threats.notes.list": `{"threatId":` + q(ids.Threats[3]) + `}`,
+		"threats.timeline":   `{"threatId":` + q(ids.Threats[3]) + `,"sortOrder":"asc","limit":20}`,
+		"threats.fetch_file": `{"threatIds":[` + q(ids.Threats[3]) + `],"password":"Zip-Pass-2024!x9"}`,
+		"agents.scan.start":  `{"agentIds":[` + q(ids.Agents[2]) + `]}`,
+		"agents.scan.abort":  `{"agentIds":[` + q(ids.Agents[2]) + `]}`,
+		"agents.count":       `{"osTypes":["windows"],"isActive":true}`,
 	}
 }
 
@@ -161,12 +176,9 @@ func readEvents(t *testing.T, e *testenv.Env) map[string]int {
 		n := 0
 		for m := range batch.Messages() {
 			n++
-			typ := m.Headers().Get(subjects.HeaderCEPrefix + subjects.AttrType)
+			typ := testenv.CheckEvent(t, m.Subject(), m.Headers(), m.Data()).Type // schema.ValidateEvent
 			if k, ok := events.ByType(typ); !ok || !strings.HasPrefix(m.Subject(), "s1.main.event.") {
 				t.Errorf("event %s of unknown type %q (kind %s)", m.Subject(), typ, k.Name)
-			}
-			if err := schema.ValidateEvent(typ, m.Data()); err != nil {
-				t.Errorf("%s: %v", m.Subject(), err)
 			}
 			counts[typ]++
 		}
@@ -241,6 +253,27 @@ func TestSchemaAgreesWithHandlers(t *testing.T) {
 		tc{"blocklist.delete", `{}`}, tc{"blocklist.delete", `{"ids":["100000000000000000"],"hash":"3395856ce81f2b7382dee72602f798b642f14140"}`},
 		tc{"threats.monitor", `{"threatId":"100000000000000000","timeout":"90m"}`}, tc{"threats.monitor", `{"threatId":"100000000000000000","timeout":"an hour"}`},
 		tc{"monitors.cancel", `{"monitorId":"a.b"}`}, tc{"monitors.cancel", `{"monitorId":"` + strings.Repeat("m", 65) + `"}`},
+	)
+	// The members whose rules are more than an enum: note texts, the
+	// fetch-file password, Unified Alerts ids.
+	tid, uid := e.Emu.IDs().Threats[0], emulator.UAMSeedIDs()[0]
+	for _, text := range []string{"x", "ok", "  ", " \n ", "line one\nline two\ttabbed", "bell\u0007", "nul\u0000", "\u0085next", strings.Repeat("n", 4096), strings.Repeat("n", 4097), "é"} {
+		cases = append(cases,
+			tc{"threats.notes.add", `{"threatIds":["` + tid + `"],"text":"` + text + `"}`},
+			tc{"uam.alerts.notes.add", `{"alertIds":["` + uid + `"],"text":"` + text + `"}`})
+	}
+	for _, pw := range []string{"Zip-Pass-2024!x9", "Short1!a", "alllowercase1!", "ALLUPPER1!XX", "NoDigits!!xx", "NoSymbol12ab", "With Space1!a", "Tab\tbed1!aaa", "Ünïcödé-Pass-1", "Pass-密码-2024a", strings.Repeat("Aa1!", 64), strings.Repeat("Aa1!", 65)} {
+		cases = append(cases, tc{"threats.fetch_file", `{"threatIds":["` + tid + `"],"password":"` + pw + `"}`})
+	}
+	cases = append(cases,
+		tc{"uam.alerts.get", `{"id":"not-a-uuid"}`}, tc{"uam.alerts.get", `{"id":"` + strings.ToUpper(uid) + `"}`},
+		tc{"uam.alerts.update", `{"alertIds":["` + uid + `","` + uid + `"],"status":"new"}`},
+		tc{"uam.alerts.update", `{"alertIds":["` + uid + `"]}`}, tc{"uam.alerts.update", `{"alertIds":[],"status":"new"}`},
+		tc{"uam.alerts.list", `{"detectedAfter":"2024-05-01T08:00:00Z","updatedBefore":"2030-01-01T00:00:00+02:00"}`},
+		tc{"uam.alerts.list", `{"detectedAfter":"yesterday"}`},
+		tc{"threats.timeline", `{"threatId":"` + tid + `","activityTypes":[0]}`}, tc{"threats.timeline", `{"threatId":"12"}`},
+		tc{"threats.mitigate", `{"threatIds":["` + tid + `"],"action":"network_quarantine"}`},
+		tc{"agents.scan.start", `{"agentIds":[]}`}, tc{"agents.count", `{"limit":5}`},
 	)
 	disagree := 0
 	for _, c := range cases {

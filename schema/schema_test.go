@@ -95,7 +95,7 @@ var commonKeywords = map[string]bool{
 	"$schema": true, "type": true, "properties": true, "required": true, "additionalProperties": true,
 	"items": true, "enum": true, "const": true, "minimum": true, "maximum": true, "minLength": true,
 	"maxLength": true, "pattern": true, "format": true, "minItems": true, "maxItems": true,
-	"uniqueItems": true, "oneOf": true, "anyOf": true, "description": true, "title": true,
+	"uniqueItems": true, "oneOf": true, "anyOf": true, "allOf": true, "description": true, "title": true,
 	"default": true, "examples": true,
 }
 
@@ -114,7 +114,7 @@ func walkSchema(s map[string]any, at string, fn func(s map[string]any, at string
 			if m, ok := v.(map[string]any); ok {
 				walkSchema(m, at+"/"+k, fn)
 			}
-		case "oneOf", "anyOf":
+		case "oneOf", "anyOf", "allOf":
 			for _, p := range v.([]any) {
 				walkSchema(p.(map[string]any), at+"/"+k, fn)
 			}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,17 +10,16 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/connector"
+	"github.com/s1bridge/s1bridge/connector/credentials"
 	"github.com/s1bridge/s1bridge/handlers"
 	"github.com/s1bridge/s1bridge/logging"
 	"github.com/s1bridge/s1bridge/sentinelone"
-	"github.com/s1bridge/s1bridge/subjects"
 )
 
 // newFlags returns a flag set that reports errors instead of exiting, and
@@ -89,60 +87,6 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 func cmdVersion(stdout io.Writer) error {
 	fmt.Fprintf(stdout, "s1bridge %s (commit %s, %s %s/%s)\n", connector.Version, connector.Commit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
-}
-
-func cmdCall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("call", stderr)
-	console := fs.String("console", "main", "console name")
-	server := fs.String("server", envOr("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (default $NATS_URL or nats://127.0.0.1:4222)")
-	prefix := fs.String("prefix", "s1", "subject prefix (subjects.prefix)")
-	timeout := fs.Duration("timeout", 35*time.Second, "how long to wait for the reply; sent as the request's expirytime")
-	creds := fs.String("creds", os.Getenv("NATS_CREDS"), "NATS credentials file")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return exitError{2}
-	}
-	if len(pos) < 1 || len(pos) > 2 {
-		fmt.Fprintln(stderr, "usage: s1bridge call ACTION [JSON] [--console NAME] [--server URL]")
-		fmt.Fprintln(stderr, "actions:", strings.Join(handlers.Names(), ", "))
-		return exitError{2}
-	}
-	action, data := pos[0], []byte("{}")
-	if len(pos) == 2 {
-		data = []byte(pos[1])
-		if pos[1] == "-" {
-			if data, err = io.ReadAll(os.Stdin); err != nil {
-				return err
-			}
-		}
-	}
-	nc, err := connector.Connect(connector.NATSOptions{URL: *server, Name: "s1bridge-call", CredsFile: *creds}, "", slog.New(slog.DiscardHandler))
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	sub, err := subjects.New(*prefix)
-	if err != nil {
-		return fmt.Errorf("--prefix: %w", err)
-	}
-	reply, err := connector.Call(ctx, nc, sub.Action(*console, action), action, "/s1bridge/cli", data)
-	if err != nil {
-		return err
-	}
-	var out bytes.Buffer
-	if json.Indent(&out, reply.Event.Data, "", "  ") != nil {
-		out.Write(reply.Event.Data)
-	}
-	out.WriteByte('\n')
-	if reply.Err != nil {
-		stderr.Write(out.Bytes())
-		fmt.Fprintf(stderr, "s1bridge: %s failed: %d %s\n", action, reply.Err.Code, reply.Err.Message)
-		return exitError{1}
-	}
-	_, err = stdout.Write(out.Bytes())
-	return err
 }
 
 func envOr(k, def string) string {
@@ -236,12 +180,28 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stdout, "FAIL console %s (%s): %v\n", name, cc.URL, err)
 			continue
 		}
-		fmt.Fprintf(stdout, "ok   console %s (%s): token accepted\n", name, cc.URL)
+		st := credentials.New(credentials.Config{Console: name, Client: client}).Check(ctx)
+		fmt.Fprintf(stdout, "ok   console %s (%s): token accepted, %s\n", name, cc.URL, tokenExpiry(st))
+		if note := st.Note(); note != "" {
+			fmt.Fprintf(stdout, "warn console %s: %s\n", name, note)
+		}
 	}
 	if failed {
 		return exitError{1}
 	}
 	return nil
+}
+
+// tokenExpiry says when a token expires, for people: the date and the
+// days left, or unknown (and why, when the console could not be read).
+func tokenExpiry(st credentials.Status) string {
+	switch {
+	case st.Err != nil:
+		return fmt.Sprintf("expiry unknown (could not read it: %v)", st.Err)
+	case st.ExpiresAt.IsZero():
+		return "expiry unknown (the console does not report it)"
+	}
+	return fmt.Sprintf("expires %s (%d days left)", st.ExpiresAt.Format(time.RFC3339), credentials.DaysLeft(st.Left))
 }
 
 // jetStreamAccount describes the JetStream account of nc, or fails when

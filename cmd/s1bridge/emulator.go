@@ -14,11 +14,11 @@ import (
 
 // startEmulator returns the connector's hook for consoles whose url is
 // "emulator": an in-process emulator on a free loopback port, accepting
-// token. With live set it keeps producing threats and status changes until
-// ctx ends.
+// token, with the README's example objects (emulator.WithExamples). With
+// live set it keeps producing threats and status changes until ctx ends.
 func startEmulator(ctx context.Context, live bool) func(token string) (string, func(), error) {
 	return func(token string) (string, func(), error) {
-		emu, err := emulator.New(emulator.WithToken(token))
+		emu, err := emulator.New(emulator.WithToken(token), emulator.WithExamples())
 		if err != nil {
 			return "", nil, err
 		}
@@ -48,7 +48,7 @@ func cmdEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
-	opts := []emulator.Option{emulator.WithToken(*token), emulator.WithSeed(*seed)}
+	opts := []emulator.Option{emulator.WithToken(*token), emulator.WithSeed(*seed), emulator.WithExamples()}
 	if *threats > 0 {
 		opts = append(opts, emulator.WithThreats(*threats))
 	}
@@ -96,8 +96,17 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	url := "nats://" + cfg.NATS.Embedded.Listen
+	if e := c.Embedded(); e != nil {
+		url = e.ClientURL() // the address it listens on, a port picked for :0 included
+	}
+	// s1bridge call and events reach nats://127.0.0.1:4222 unless told
+	// otherwise: when the demo listens elsewhere, its hints say where.
+	server := ""
+	if url != defaultServer {
+		server = " --server " + url
+	}
 	subj := c.Subjects()
-	fmt.Fprintf(stdout, demoText, url, cfg.EventsStreamName(), cfg.HTTP.Listen, subj.Action("main", "agents.list"), subj.ConsoleEvents("main"))
+	fmt.Fprintf(stdout, demoText, url, cfg.EventsStreamName(), c.HTTPAddr(), subj.Action("main", "agents.list"), subj.ConsoleEvents("main"), server)
 	<-ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -108,10 +117,15 @@ const demoText = `
 s1bridge demo is running: embedded NATS with JetStream at %[1]s, the SentinelOne
 emulator producing threats, and the connector. Try, in another terminal:
 
-  go run ./cmd/s1bridge call agents.list '{"limit":2}'
-  go run ./cmd/s1bridge call threats.list '{"incidentStatuses":["unresolved"],"limit":3}'
-  go run ./cmd/s1bridge call hash.reputation '{"hash":"3395856ce81f2b7382dee72602f798b642f14140"}'
-  go run ./cmd/s1bridge call ingest.status
+  go run ./cmd/s1bridge call%[6]s
+  go run ./cmd/s1bridge call agents.list '{"limit":2}'%[6]s
+  go run ./cmd/s1bridge call threats.list '{"incidentStatuses":["unresolved"],"limit":3}'%[6]s
+  go run ./cmd/s1bridge call hash.reputation '{"hash":"3395856ce81f2b7382dee72602f798b642f14140"}'%[6]s
+  go run ./cmd/s1bridge call ingest.status%[6]s
+  go run ./cmd/s1bridge events --since 5m%[6]s
+
+The README's examples work here: its ids are seeded (threat 1938475610293847561,
+agent 1559342436290084702, ...).
 
 With the nats CLI (go install github.com/nats-io/natscli/nats@latest):
 

@@ -3,7 +3,8 @@
 //	s1bridge run      [--config FILE]   the connector
 //	s1bridge demo                       everything on one machine, nothing installed
 //	s1bridge emulator [--listen ADDR] [--token T]
-//	s1bridge call     ACTION [JSON] [--console NAME] [--server URL]
+//	s1bridge call     [ACTION [JSON]] [--console NAME] [--server URL] [--wait]
+//	s1bridge events   [--since D] [--subject S] [--follow] [--stream events|audit]
 //	s1bridge check    [--config FILE]
 //	s1bridge schema   [--format yaml|json] [--prefix P]
 //	s1bridge version
@@ -29,8 +30,11 @@ Usage:
   s1bridge demo                          embedded NATS + emulator + connector, nothing to install
   s1bridge emulator [--listen ADDR] [--token T]
                                          the SentinelOne API emulator alone
-  s1bridge call     ACTION [JSON] [--console NAME] [--server URL] [--timeout D]
+  s1bridge call     ACTION [JSON] [--console NAME] [--server URL] [--timeout D] [--wait] [--id ID]
                                          send one action request and print the reply
+                                         (no ACTION: list every action)
+  s1bridge events   [--since D|TIME] [--subject S] [--follow] [--stream events|audit]
+                                         print the events (or audit records) in the stream
   s1bridge check    [--config FILE]      validate config, reach NATS and every console
   s1bridge schema   [--format yaml|json] [--prefix P]
                                          print the AsyncAPI 3.0 document of every action and event
@@ -74,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdEmulator(ctx, rest, stdout, stderr)
 	case "call":
 		return cmdCall(ctx, rest, stdout, stderr)
+	case "events":
+		return cmdEvents(ctx, rest, stdout, stderr)
 	case "check":
 		return cmdCheck(ctx, rest, stdout, stderr)
 	case "schema":

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/s1bridge/s1bridge/emulator"
 	"github.com/s1bridge/s1bridge/internal/testenv"
 )
 
@@ -72,6 +73,37 @@ func TestCheck(t *testing.T) {
 	out, _, code = runCmd(t, "check", "--config", typo)
 	if code != 1 || !strings.Contains(out, "nats.ulr") {
 		t.Errorf("check of a config with a typo: exit %d\n%s", code, out)
+	}
+}
+
+// TestCheckPrintsTokenExpiry: s1bridge check prints when each console's
+// token expires, warns under 14 days left, and says unknown (not a failure)
+// where the console cannot say.
+func TestCheckPrintsTokenExpiry(t *testing.T) {
+	srv := testenv.NATSServer(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	soon := now.Add(3*24*time.Hour + time.Hour)
+	_, soonURL := testenv.Emulator(t, emulator.WithTokenExpiry(now.Add(-87*24*time.Hour), soon))
+	_, oldURL := testenv.Emulator(t, emulator.WithoutTokenDetails())
+	_, farURL := testenv.Emulator(t)
+	cfg := writeConfig(t, fmt.Sprintf("nats: {url: %q}\nconsoles:\n  soon: {url: %q, api_token: %q}\n  old: {url: %q, api_token: %q}\n  far: {url: %q, api_token: %q}\n",
+		srv.ClientURL(), soonURL, testenv.Token, oldURL, testenv.Token, farURL, testenv.Token))
+	out, _, code := runCmd(t, "check", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("check: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{
+		"ok   console soon (" + soonURL + "): token accepted, expires " + soon.Format(time.RFC3339) + " (3 days left)",
+		"warn console soon: API token expires at " + soon.Format(time.RFC3339) + " (3 days left): replace it",
+		"ok   console old (" + oldURL + "): token accepted, expiry unknown (the console does not report it)",
+		"ok   console far (" + farURL + "): token accepted, expires ",
+	} {
+		if !strings.Contains(out, want+"") {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "warn console") != 1 {
+		t.Errorf("want one warning (console soon):\n%s", out)
 	}
 }
 

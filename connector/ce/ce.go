@@ -121,6 +121,19 @@ func (m Mode) String() string {
 	return "Mode(" + strconv.Itoa(int(m)) + ")"
 }
 
+// ParseMode returns the mode named "binary" or "structured" (the values of
+// streams.events.mode; Mode.String gives them back), and false for any
+// other name: plain is how requests arrive, not a way to write events.
+func ParseMode(name string) (Mode, bool) {
+	switch name {
+	case "binary":
+		return ModeBinary, true
+	case "structured":
+		return ModeStructured, true
+	}
+	return 0, false
+}
+
 // ErrInvalid is matched by every error Decode returns (the connector answers
 // 400) and by Encode's errors for an event it cannot write (a bug of the
 // caller, not of the requester).

@@ -202,3 +202,17 @@ func TestHeaderEscaping(t *testing.T) {
 		}
 	}
 }
+
+// TestParseMode reads the names streams.events.mode takes, and only them.
+func TestParseMode(t *testing.T) {
+	for _, m := range []Mode{ModeBinary, ModeStructured} {
+		if got, ok := ParseMode(m.String()); !ok || got != m {
+			t.Errorf("ParseMode(%q) = %v, %v", m.String(), got, ok)
+		}
+	}
+	for _, name := range []string{"", "plain", "Binary", "json", "Mode(0)"} {
+		if m, ok := ParseMode(name); ok {
+			t.Errorf("ParseMode(%q) = %v, want refused", name, m)
+		}
+	}
+}

@@ -68,6 +68,9 @@ type Config struct {
 	Log      *slog.Logger
 	// Observer, when not nil, receives what the metrics count.
 	Observer Observer
+	// Mode is how events are encoded (streams.events.mode); the zero value
+	// is ce.ModeBinary.
+	Mode ce.Mode
 }
 
 // Observer receives what the metrics count of ingestion.
@@ -114,6 +117,7 @@ type Ingester struct {
 	createdType, resolvedType string
 	changedTypes              [MaxFields]string
 
+	mode       ce.Mode // of events: Config.Mode, binary when unset
 	published  atomic.Int64
 	duplicates atomic.Int64
 
@@ -140,7 +144,10 @@ type Ingester struct {
 func New(cfg Config) *Ingester {
 	in := &Ingester{
 		cfg: cfg, src: cfg.Source, entity: cfg.Source.Entity(), fields: cfg.Source.Fields(),
-		subj: cfg.Store.Subjects(), obs: cfg.Observer, batch: cfg.Store.NewBatch(),
+		subj: cfg.Store.Subjects(), obs: cfg.Observer, batch: cfg.Store.NewBatch(), mode: cfg.Mode,
+	}
+	if in.mode == 0 {
+		in.mode = ce.ModeBinary
 	}
 	if len(in.fields) > MaxFields {
 		panic(fmt.Sprintf("ingest: source %s compares %d fields, more than %d", in.entity, len(in.fields), MaxFields))
@@ -627,7 +634,7 @@ func (in *Ingester) event(it *Item, kind, to, typ, id string, at time.Time, ch *
 		Time:            at,
 		DataContentType: subjects.ContentTypeJSON,
 		Data:            data,
-	}, ce.ModeBinary)
+	}, in.mode)
 	if err != nil {
 		return nil, err
 	}

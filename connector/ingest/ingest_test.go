@@ -106,6 +106,7 @@ func TestIngestChangesArriveWithinTwoIntervals(t *testing.T) {
 			t.Fatalf("%s.%s: no event: %v", st.kind, st.to, err)
 		}
 		took := time.Since(changed)
+		testparts.CheckEvent(t, m.Subject, m.Header, m.Data)
 		want := h.subj.ThreatEvent("main", id, st.kind, st.to)
 		if m.Subject != want || m.Header.Get("ce-type") != st.typ {
 			t.Fatalf("got %s (%s), want %s (%s)", m.Subject, m.Header.Get("ce-type"), want, st.typ)

@@ -156,6 +156,9 @@ type Config struct {
 	Log      *slog.Logger
 	// Observer, when not nil, receives what the metrics count.
 	Observer Observer
+	// Mode is how outcome events are encoded (streams.events.mode); the
+	// zero value is ce.ModeBinary.
+	Mode ce.Mode
 }
 
 // Set is the monitors of one console: the request side (Start, List,
@@ -175,6 +178,7 @@ type Set struct {
 	log      *slog.Logger
 	obs      Observer
 	leaseTTL time.Duration // also the grace before completing another's claim
+	mode     ce.Mode       // of outcome events
 
 	leading atomic.Bool // this replica holds the monitors lease
 }
@@ -184,7 +188,10 @@ func New(cfg Config) *Set {
 	ms := &Set{
 		console: cfg.Console, client: cfg.Client, cfg: cfg.Monitor, overlap: cfg.Overlap, pageSize: cfg.PageSize,
 		subj: cfg.Store.Subjects(), st: cfg.Store, kv: cfg.Store.KV(subjects.BucketMonitors), nc: cfg.Conn,
-		holder: cfg.Holder, log: cfg.Log, obs: cfg.Observer, leaseTTL: cfg.LeaseTTL,
+		holder: cfg.Holder, log: cfg.Log, obs: cfg.Observer, leaseTTL: cfg.LeaseTTL, mode: cfg.Mode,
+	}
+	if ms.mode == 0 {
+		ms.mode = ce.ModeBinary
 	}
 	if ms.obs == nil {
 		ms.obs = nopObserver{}
@@ -417,7 +424,7 @@ func (ms *Set) event(rec *monitorRecord) (*nats.Msg, error) {
 	ev.SetExtension(subjects.ExtCorrelationID, rec.RequestID)
 	ev.SetExtension(subjects.ExtTraceParent, rec.TraceParent)
 	ev.SetExtension(subjects.ExtTraceState, rec.TraceState)
-	h, body, err := ce.Encode(ev, ce.ModeBinary)
+	h, body, err := ce.Encode(ev, ms.mode)
 	if err != nil {
 		return nil, err
 	}

@@ -76,7 +76,7 @@ type Store struct {
 // configures it: <prefix>.*.event.>, named streams.events.name or after the
 // prefix.
 func EventsStreamConfig(cfg *config.Config, subj subjects.Subjects) jetstream.StreamConfig {
-	s := cfg.Streams.Events
+	s := cfg.Streams.Events.Stream
 	return jetstream.StreamConfig{
 		Name:        cfg.EventsStreamName(),
 		Description: "s1bridge: SentinelOne threat and monitor events (CloudEvents, binary mode)",
@@ -101,7 +101,7 @@ func EventsStreamConfig(cfg *config.Config, subj subjects.Subjects) jetstream.St
 // that an s1bridge credential could edit would prove little (they leave
 // by max_age, or with the whole stream).
 func AuditStreamConfig(cfg *config.Config, subj subjects.Subjects) jetstream.StreamConfig {
-	e := cfg.Streams.Events
+	e := cfg.Streams.Events.Stream
 	return jetstream.StreamConfig{
 		Name:        cfg.AuditStreamName(),
 		Description: "s1bridge: audit records of mutating actions (CloudEvents, binary mode)",

@@ -127,8 +127,16 @@ func TestUpstreamFaultCodes(t *testing.T) {
 						n++
 					}
 				}
-				if n != tc.attempts {
-					t.Errorf("%d requests reached the console, want %d", n, tc.attempts)
+				want := tc.attempts
+				if tc.fault.Kind == emulator.FaultReset {
+					// Go's HTTP transport sends a GET once more, unseen by the
+					// client's retry policy, when the kept-alive connection it
+					// reused is reset before any answer; the connector's start
+					// (the token expiry read) leaves one in the pool.
+					want++
+				}
+				if n != want {
+					t.Errorf("%d requests reached the console, want %d", n, want)
 				}
 			}
 		})

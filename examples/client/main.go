@@ -209,9 +209,17 @@ func binaryMessage(subject string, ev cloudevents.Event) (*nats.Msg, error) {
 	return m, nil
 }
 
-// eventOf decodes a binary-mode message (a reply or an event).
+// eventOf decodes a message (a reply or an event) in either mode of the
+// CloudEvents NATS binding: structured (the whole event as JSON, the form
+// streams.events.mode: structured publishes) or binary.
 func eventOf(m *nats.Msg) (cloudevents.Event, error) {
 	ev := cloudevents.NewEvent()
+	if ct := m.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/cloudevents+json") {
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			return ev, fmt.Errorf("structured CloudEvent: %w", err)
+		}
+		return ev, ev.Validate()
+	}
 	get := func(name string) string { return decodeHeader(m.Header.Get(headerPrefix + name)) }
 	if get("specversion") != "1.0" || get("id") == "" || get("type") == "" {
 		return ev, errors.New("not a binary-mode CloudEvent 1.0 (no ce-specversion, ce-id or ce-type)")

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/internal/testenv"
 )
 
@@ -84,6 +85,31 @@ func TestClientAgainstDemoParts(t *testing.T) {
 	out, err = runClient("--console", "nowhere", "--events", "0")
 	if err == nil || !strings.Contains(out, `no s1bridge serves console "nowhere"`) {
 		t.Errorf("unknown console: err %v\n%s", err, out)
+	}
+}
+
+// TestClientReadsStructuredEvents: the same program reads the events of a
+// deployment with streams.events.mode: structured.
+func TestClientReadsStructuredEvents(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "client")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	e := testenv.Start(t, func(c *config.Config) {
+		testenv.IngestOn(c)
+		c.Streams.Events.Mode = config.ModeStructured
+	})
+	testenv.WaitFor(t, 20*time.Second, "ingested threats", func() bool {
+		return testenv.StreamMsgs(e.NC, e.Cfg.EventsStreamName()) >= 3
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "--server", e.Server.ClientURL(), "--timeout", "20s", "--events", "3").CombinedOutput()
+	if err != nil {
+		t.Fatalf("client: %v\n%s", err, out)
+	}
+	if ls := eventLines(string(out)); len(ls) != 3 || !strings.Contains(ls[0], "type=s1bridge.threat.created id=main/") {
+		t.Errorf("events:\n%s", out)
 	}
 }
 

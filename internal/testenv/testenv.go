@@ -55,6 +55,8 @@ var (
 	// CheckExactlyOnceOf checks events against the objects of an entity
 	// (alerts) that must be in them.
 	CheckExactlyOnceOf = testparts.CheckExactlyOnceOf
+	// CheckEvent decodes an event and validates it against its schema.
+	CheckEvent = testparts.CheckEvent
 )
 
 type (

@@ -9,8 +9,33 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/s1bridge/s1bridge/connector/ce"
+	"github.com/s1bridge/s1bridge/schema"
 	"github.com/s1bridge/s1bridge/subjects"
 )
+
+// CheckEvent reads one event message, in either content mode
+// (streams.events.mode), and holds it to the contract: a CloudEvent whose
+// Nats-Msg-Id is its id and whose data validates against the published
+// schema of its type (schema.ValidateEvent, the schema docs/asyncapi.yaml
+// holds). Every test that reads events passes them through it (ReadStream
+// does), so that a new kind of event is checked the day it is published.
+// It fails t (without stopping it) and returns what it could decode.
+func CheckEvent(t testing.TB, subject string, h nats.Header, data []byte) ce.Event {
+	t.Helper()
+	ev, err := ce.Decode(h, data)
+	if err != nil {
+		t.Errorf("event %s is not a CloudEvent: %v", subject, err)
+		return ev
+	}
+	if id := h.Get(subjects.HeaderMsgID); id != ev.ID {
+		t.Errorf("event %s: Nats-Msg-Id %q, CloudEvents id %q", subject, id, ev.ID)
+	}
+	if err := schema.ValidateEvent(ev.Type, ev.Data); err != nil {
+		t.Errorf("event %s: %v", subject, err)
+	}
+	return ev
+}
 
 // StreamMessages reads every message stream holds when it is called, in
 // order, through an ordered consumer.
@@ -61,7 +86,7 @@ type StreamEvent struct {
 }
 
 // ReadStream reads every event of stream, failing t when it cannot within
-// a minute.
+// a minute, and checks each with CheckEvent.
 func ReadStream(t testing.TB, nc *nats.Conn, stream string) []StreamEvent {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -74,9 +99,10 @@ func ReadStream(t testing.TB, nc *nats.Conn, stream string) []StreamEvent {
 	for i, m := range msgs {
 		md, _ := m.Metadata()
 		h := m.Headers()
+		ev := CheckEvent(t, m.Subject(), h, m.Data())
 		out[i] = StreamEvent{
 			Seq: md.Sequence.Stream, Subject: m.Subject(), ID: h.Get(subjects.HeaderMsgID),
-			Type: h.Get("ce-type"), Object: h.Get("ce-subject"),
+			Type: ev.Type, Object: ev.Subject,
 		}
 	}
 	return out
