@@ -369,7 +369,7 @@ func TestTrackTimedOut(t *testing.T) {
 		t.Fatalf("outcome %s", o.Outcome())
 	}
 	deadline := o.Data.RequestedAt.Add(2 * time.Second)
-	if !o.Event.Time.Equal(deadline) || o.Data.EndedAt.Before(deadline) || o.Data.EndedAt.After(deadline.Add(2*trackInterval)) {
+	if !o.Event.Time.Equal(deadline) || o.Data.EndedAt.Before(deadline) || o.Data.EndedAt.After(deadline.Add(4*trackInterval)) { // acted on after the next good poll; a loaded CI machine may take two more
 		t.Errorf("time %s, ended %s; deadline %s", o.Event.Time, o.Data.EndedAt, deadline)
 	}
 	if tg := o.target(t, agents[0]); tg.State != events.TargetSucceeded {
