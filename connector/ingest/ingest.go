@@ -48,6 +48,7 @@ import (
 	"github.com/s1bridge/s1bridge/connector/lease"
 	"github.com/s1bridge/s1bridge/connector/store"
 	"github.com/s1bridge/s1bridge/handlers"
+	"github.com/s1bridge/s1bridge/sentinelone"
 	"github.com/s1bridge/s1bridge/subjects"
 )
 
@@ -171,6 +172,9 @@ func (in *Ingester) kv() jetstream.KeyValue { return in.cfg.Store.KV(subjects.Bu
 // Run takes part in the lease election until ctx ends, polling while it
 // leads.
 func (in *Ingester) Run(ctx context.Context) {
+	// Background work: under contention for the console's budget, the
+	// actions' calls go first (DESIGN.md §14).
+	ctx = sentinelone.WithLane(ctx, sentinelone.LaneBackground)
 	l := lease.New(in.cfg.Store.KV(subjects.BucketLeases), in.leaseKey(), in.cfg.Holder, in.cfg.LeaseTTL, in.cfg.Log)
 	l.Hold(ctx, in.lead)
 }

@@ -134,6 +134,13 @@ func Unavailable(context.Context, *Request) ([]byte, error) { return nil, shutti
 func Invoke(log *slog.Logger) HandlerFunc {
 	return func(ctx context.Context, req *Request) ([]byte, error) {
 		ev := &req.Event
+		// The console's budget serves mutating actions first, then
+		// read-only ones, then background work (DESIGN.md §14).
+		lane := sentinelone.LaneRead
+		if req.Action.Mutating {
+			lane = sentinelone.LaneMutating
+		}
+		ctx = sentinelone.WithLane(ctx, lane)
 		ctx = handlers.WithRequest(ctx, handlers.RequestInfo{
 			ID: ev.ID, Source: ev.Source, TraceParent: ev.TraceParent(), TraceState: ev.TraceState(),
 		})
