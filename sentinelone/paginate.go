@@ -14,7 +14,8 @@ import (
 const MaxLimit = 1000
 
 // Page is one page of a list. Items keep the console's bytes in their Raw
-// field. NextCursor is "" on the last page, whichever way the console said
+// field, which may share the memory of the whole answer: treat it as
+// read-only, and copy it to keep one item long after the page. NextCursor is "" on the last page, whichever way the console said
 // so (null, "" or "null").
 type Page[T any] struct {
 	Items      []T

@@ -144,13 +144,13 @@ func Invoke(log *slog.Logger) HandlerFunc {
 		ctx = handlers.WithRequest(ctx, handlers.RequestInfo{
 			ID: ev.ID, Source: ev.Source, TraceParent: ev.TraceParent(), TraceState: ev.TraceState(),
 		})
-		attrs := []any{"console", req.Env.Console, "action", req.Action.Name, "id", ev.ID}
+		attrs := []slog.Attr{slog.String("console", req.Env.Console), slog.String("action", req.Action.Name), slog.String("id", ev.ID)}
 		if tp := ev.TraceParent(); tp != "" {
 			// Upstream calls carry the trace context too.
 			ctx = sentinelone.WithTraceContext(ctx, tp, ev.TraceState())
-			attrs = append(attrs, subjects.ExtTraceParent, tp)
+			attrs = append(attrs, slog.String(subjects.ExtTraceParent, tp))
 		}
-		result, err := req.Action.Handle(ctx, req.Env.WithLogger(log.With(attrs...)), ev.Data)
+		result, err := req.Action.Handle(ctx, req.Env.WithLogger(withAttrs(log, attrs)), ev.Data)
 		if err != nil {
 			return nil, err
 		}
@@ -163,4 +163,38 @@ func Invoke(log *slog.Logger) HandlerFunc {
 		}
 		return data, nil
 	}
+}
+
+// withAttrs returns log with attrs added to every record it logs. Unlike
+// log.With, which formats the attributes at once into a new handler, it
+// adds them only to records that are logged: a request's logger usually
+// logs nothing, and it is made for every request.
+func withAttrs(log *slog.Logger, attrs []slog.Attr) *slog.Logger {
+	return slog.New(&lazyAttrs{h: log.Handler(), attrs: attrs})
+}
+
+// lazyAttrs is a slog.Handler adding attrs to each record before h handles
+// it, first, as slog.Logger.With would.
+type lazyAttrs struct {
+	h     slog.Handler
+	attrs []slog.Attr
+}
+
+func (l *lazyAttrs) Enabled(ctx context.Context, level slog.Level) bool {
+	return l.h.Enabled(ctx, level)
+}
+
+func (l *lazyAttrs) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	out.AddAttrs(l.attrs...)
+	r.Attrs(func(a slog.Attr) bool { out.AddAttrs(a); return true })
+	return l.h.Handle(ctx, out)
+}
+
+func (l *lazyAttrs) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return l.h.WithAttrs(l.attrs).WithAttrs(attrs)
+}
+
+func (l *lazyAttrs) WithGroup(name string) slog.Handler {
+	return l.h.WithAttrs(l.attrs).WithGroup(name)
 }
