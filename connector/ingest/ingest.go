@@ -25,7 +25,7 @@
 // stream's duplicate window (streams.events.duplicates) drops them. Until
 // its first complete poll, a new leader (or one whose commit failed) takes
 // an object's state from the object's last event in the stream when that is
-// newer than the stored state (see recoverState). A replica that lost its
+// newer than the stored state (see recoverStates). A replica that lost its
 // lease fails its next compare-and-set and stops, releasing the lease.
 package ingest
 
@@ -37,6 +37,7 @@ import (
 	"iter"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,6 +111,9 @@ type Ingester struct {
 	obs    Observer
 	// dataStart opens an event's data: {"<entity>":
 	dataStart []byte
+	// eventsPrefix begins the subject of every event of the source:
+	// <prefix>.<console>.event.<entity>.
+	eventsPrefix string
 	// The CloudEvents types, made once rather than per event: of the
 	// created event, of a change of each field, of a change to resolved.
 	createdType, resolvedType string
@@ -150,6 +154,7 @@ func New(cfg Config) *Ingester {
 		in.obs = nopObserver{}
 	}
 	in.dataStart = append(appendString([]byte("{"), string(in.entity)), ':')
+	in.eventsPrefix = strings.TrimSuffix(in.subj.EntityEvents(cfg.Console, in.entity, "x"), "x.>")
 	in.createdType, in.resolvedType = subjects.CreatedType(in.entity), subjects.ResolvedType(in.entity)
 	for i, f := range in.fields {
 		in.changedTypes[i] = subjects.ChangedType(in.entity, f.Kind)
@@ -293,13 +298,13 @@ func (in *Ingester) load(ctx context.Context) error {
 	// leader failed within its first page: recover as after any failure.
 	in.recovering = !in.snapshot().Watermark.IsZero()
 	if !in.recovering {
-		_, err := in.cfg.Store.Events().GetLastMsgForSubject(ctx, in.subj.EntityEvents(in.cfg.Console, in.entity, "*"))
-		switch {
-		case err == nil:
-			in.recovering = true
-		case !errors.Is(err, jetstream.ErrMsgNotFound):
+		// From the stream's leader: a replica that has not yet received a
+		// failed leader's events would make this one take them for none.
+		m, err := in.cfg.Store.LastEvent(ctx, in.subj.EntityEvents(in.cfg.Console, in.entity, "*"))
+		if err != nil {
 			return fmt.Errorf("look for earlier events: %w", err)
 		}
+		in.recovering = m != nil
 	}
 	w, err := in.kv().Watch(ctx, subjects.StateKeys(in.cfg.Console, in.entity), jetstream.IgnoreDeletes())
 	if err != nil {
@@ -389,36 +394,68 @@ func (in *Ingester) poll(ctx context.Context) (err error) {
 	return nil
 }
 
-// recoverState returns the state of object id as its last event in the
-// stream has it, or nil when the stream has none. A crashed (or failed)
-// commit may have published events without storing the state that goes
-// with them: treating such an object as new would publish created again
-// (dropped as a duplicate) and never the change that followed; computing its
-// next change from the older stored state would repeat a transition already
+// recoverStates returns, for the objects of items that have events in the
+// stream, their state as their last event has it. A crashed (or failed)
+// commit may have published events without storing the states that go with
+// them: treating such an object as new would publish created again (dropped
+// as a duplicate) and never the change that followed; computing its next
+// change from the older stored state would repeat a transition already
 // published (from the wrong value). Only the first complete poll after
 // taking the lease, or after a failed one, can meet one: the unfinished page
 // lies after the stored watermark, which that poll re-reads.
-func (in *Ingester) recoverState(ctx context.Context, id string) (*state, error) {
-	// Every event carries the whole object as of its updatedAt; the last
-	// one on any of the object's subjects is the last state published.
-	m, err := in.cfg.Store.Events().GetLastMsgForSubject(ctx, in.subj.EntityEvents(in.cfg.Console, in.entity, id))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
+//
+// Every event carries the whole object as of its updatedAt, and the last one
+// on any of the object's subjects is the last state published. They are
+// read for the whole page at once, as the stream's leader has them
+// (store.LastEvents).
+func (in *Ingester) recoverStates(ctx context.Context, items []Item) (map[string]*state, error) {
+	want := make(map[string]bool, len(items))
+	filters := make([]string, 0, len(items))
+	for i := range items {
+		if id := items[i].ID; !want[id] {
+			want[id] = true
+			filters = append(filters, in.subj.EntityEvents(in.cfg.Console, in.entity, id))
+		}
 	}
+	msgs, err := in.cfg.Store.LastEvents(ctx, filters)
 	if err != nil {
-		return nil, fmt.Errorf("recover state of %s: %w", id, err)
+		return nil, fmt.Errorf("recover states: %w", err)
 	}
+	last := map[string]*jetstream.RawStreamMsg{}
+	for _, m := range msgs {
+		rest, ok := strings.CutPrefix(m.Subject, in.eventsPrefix)
+		id, _, _ := strings.Cut(rest, ".")
+		if !ok || !want[id] {
+			continue // another object's: LastEvents may add one
+		}
+		if prev := last[id]; prev == nil || m.Sequence > prev.Sequence {
+			last[id] = m
+		}
+	}
+	out := make(map[string]*state, len(last))
+	for id, m := range last {
+		s, err := in.stateOfEvent(m)
+		if err != nil {
+			return nil, fmt.Errorf("recover state of %s from event %d: %w", id, m.Sequence, err)
+		}
+		out[id] = s
+	}
+	return out, nil
+}
+
+// stateOfEvent is the state of the object an event carries.
+func (in *Ingester) stateOfEvent(m *jetstream.RawStreamMsg) (*state, error) {
 	ev, err := ce.Decode(m.Header, m.Data)
 	if err != nil {
-		return nil, fmt.Errorf("recover state of %s from event %d: %w", id, m.Sequence, err)
+		return nil, err
 	}
 	var data map[string]json.RawMessage
 	if err := json.Unmarshal(ev.Data, &data); err != nil {
-		return nil, fmt.Errorf("recover state of %s from event %d: %w", id, m.Sequence, err)
+		return nil, err
 	}
 	it, err := in.src.Decode(data[string(in.entity)])
 	if err != nil {
-		return nil, fmt.Errorf("recover state of %s from event %d: %w", id, m.Sequence, err)
+		return nil, err
 	}
 	s := stateOf(&it)
 	return &s, nil
@@ -438,6 +475,13 @@ func (in *Ingester) commit(ctx context.Context, items []Item) error {
 	var changes []change
 	inPage := map[string]int{} // id → index in changes: an object seen twice in one page
 	wm := in.snapshot().Watermark
+	var fromStream map[string]*state
+	if in.recovering {
+		var err error
+		if fromStream, err = in.recoverStates(ctx, items); err != nil {
+			return err
+		}
+	}
 	for i := range items {
 		it := &items[i]
 		if it.UpdatedAt.After(wm) {
@@ -447,12 +491,8 @@ func (in *Ingester) commit(ctx context.Context, items []Item) error {
 		recovered := false
 		if j, ok := inPage[it.ID]; ok {
 			prev = &changes[j].state
-		} else if in.recovering {
-			r, err := in.recoverState(ctx, it.ID)
-			if err != nil {
-				return err
-			}
-			if r != nil && (prev == nil || r.updatedAt.After(prev.updatedAt)) {
+		} else if r := fromStream[it.ID]; r != nil {
+			if prev == nil || r.updatedAt.After(prev.updatedAt) {
 				in.cfg.Log.Info("ingest: recovered the state of an object published before a failure", "source", in.entity, "id", it.ID)
 				if prev != nil {
 					r.rev = prev.rev // the stored key, behind the stream
