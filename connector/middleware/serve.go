@@ -155,7 +155,11 @@ func Invoke(log *slog.Logger) HandlerFunc {
 			return nil, err
 		}
 		if a, ok := result.(handlers.Appender); ok {
-			return a.AppendJSON(make([]byte, 0, 16<<10)), nil
+			size := 16 << 10
+			if h, ok := result.(interface{ SizeHint() int }); ok {
+				size = h.SizeHint()
+			}
+			return a.AppendJSON(make([]byte, 0, size)), nil
 		}
 		data, err := json.Marshal(result)
 		if err != nil {
