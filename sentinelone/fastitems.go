@@ -102,6 +102,48 @@ func fastInterfaces(v []byte) ([]NetworkInterface, bool) {
 	return out, ok
 }
 
+var engineFields = newFields("key", "title")
+
+// fastEngines reads detectionEngines: strings or {key,title} objects.
+func fastEngines(v []byte) ([]DetectionEngine, bool) {
+	switch v[0] {
+	case 'n':
+		return nil, true
+	case '[':
+	default:
+		return nil, false
+	}
+	out := []DetectionEngine{}
+	ok := eachElement(v, func(e []byte) bool {
+		var d DetectionEngine
+		switch e[0] {
+		case '"':
+			s, ok := fastString(e)
+			d = DetectionEngine{Key: s, Title: s}
+			if !ok {
+				return false
+			}
+		case '{':
+			if !readMembers(e, engineFields, func(i int, f []byte) bool {
+				var ok bool
+				if i == 0 {
+					d.Key, ok = fastOptString(f)
+				} else {
+					d.Title, ok = fastOptString(f)
+				}
+				return ok
+			}) {
+				return false
+			}
+		default:
+			return false
+		}
+		out = append(out, d)
+		return true
+	})
+	return out, ok
+}
+
 var (
 	threatFields     = newFields("id", "threatInfo", "agentRealtimeInfo")
 	threatInfoFields = newFields("threatId", "threatName", "sha1", "classification", "confidenceLevel",
@@ -165,7 +207,7 @@ func readThreatInfo(b []byte, t *Threat, threatID *string) bool {
 		case 7:
 			t.MitigationStatus, ok = fastOptString(v)
 		case 8:
-			ok = fastSlice(v, &t.DetectionEngines)
+			t.DetectionEngines, ok = fastEngines(v)
 		case 9:
 			t.CreatedAt, ok = fastTime(v)
 		case 10:

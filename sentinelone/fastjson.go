@@ -365,15 +365,13 @@ func eachElement(b []byte, fn func(elem []byte) bool) bool {
 // their indexes.
 type fields struct {
 	names []string
-	index map[string]int // name → index
-	fold  map[string]int // lower-cased name → index
+	lower []string // names lower-cased
 }
 
 func newFields(names ...string) *fields {
-	f := &fields{names: names, index: map[string]int{}, fold: map[string]int{}}
-	for i, n := range names {
-		f.index[n] = i
-		f.fold[strings.ToLower(n)] = i
+	f := &fields{names: names}
+	for _, n := range names {
+		f.lower = append(f.lower, strings.ToLower(n))
 	}
 	return f
 }
@@ -386,31 +384,42 @@ const (
 
 // find returns the index of the member called name, otherMember, or unsure
 // for a name encoding/json would match to a field without being that
-// field's exact name (it ignores case) or with escapes (not read here).
+// field's exact name (it ignores case) or with escapes (not read here). The
+// sets are small: comparing lengths first beats hashing every name of an
+// object twice.
 func (f *fields) find(name []byte) int {
-	if i, ok := f.index[string(name)]; ok {
-		return i
+	for i, n := range f.names {
+		if len(n) == len(name) && string(name) == n {
+			return i
+		}
 	}
-	var buf [64]byte
-	if len(name) > len(buf) {
-		return otherMember // longer than every name read
-	}
-	lower := buf[:len(name)]
-	for k, c := range name {
-		switch {
-		case c == '\\' || c >= utf8.RuneSelf:
+	for _, c := range name {
+		if c == '\\' || c >= utf8.RuneSelf {
 			// Escaped, or non-ASCII: Unicode folding ('K' is the Kelvin
 			// sign's fold) is encoding/json's to decide.
 			return unsure
-		case c >= 'A' && c <= 'Z':
-			c += 'a' - 'A'
 		}
-		lower[k] = c
 	}
-	if _, ok := f.fold[string(lower)]; ok {
-		return unsure
+	for _, n := range f.lower {
+		if len(n) == len(name) && asciiEqualFold(name, n) {
+			return unsure
+		}
 	}
 	return otherMember
+}
+
+// asciiEqualFold reports whether the ASCII name equals lower, the lower-case
+// form of a name, ignoring case.
+func asciiEqualFold(name []byte, lower string) bool {
+	for i, c := range name {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // readMembers calls fn with the index of every member of the valid object
@@ -523,15 +532,6 @@ func fastStrings(v []byte) ([]string, bool) {
 		return ok
 	})
 	return out, ok
-}
-
-// fastSlice reads a slice member with encoding/json (these are small:
-// network interfaces, detection engines).
-func fastSlice[T any](v []byte, into *[]T) bool {
-	if v[0] != '[' && v[0] != 'n' {
-		return false
-	}
-	return json.Unmarshal(v, into) == nil
 }
 
 // fastPage decodes a list answer of T in one pass (see the top of this

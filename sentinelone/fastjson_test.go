@@ -146,6 +146,8 @@ func FuzzFastItems(f *testing.F) {
 	f.Add([]byte(`{"id":1234,"threatInfo":{"threatId":"2","incidentStatus":"In progress","createdAt":"2024-05-01T08:00:00","detectionEngines":["x"]},"agentRealtimeInfo":null}`))
 	f.Add([]byte(`{"id":"1","isActive":"True","networkInterfaces":[{"id":5,"inet":["10.0.0.1",null],"inet6":[]},{"name":null}],"updatedAt":null,"computerName":"h\u00e9"}`))
 	f.Add([]byte(`{"networkInterfaces":[null],"externalIp":null}`))
+	f.Add([]byte(`{"threatInfo":{"detectionEngines":[null,"a",{"key":null,"Title":"t"},{"key":"k","key":"j"},5]}}`))
+	f.Add([]byte(`{"ID":"1","threatInfo":{"detectionEngines":[{"key":"k","title":"t"},"s\u00e9"]}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		b = bytes.TrimSpace(b)
 		if !json.Valid(b) || len(b) == 0 {
