@@ -9,54 +9,53 @@ var agentFields = newFields("id", "uuid", "computerName", "osType", "agentVersio
 	"networkInterfaces", "isActive", "isDecommissioned", "infected", "isUpToDate", "firewallEnabled",
 	"siteId", "groupId", "accountId", "lastActiveDate", "updatedAt")
 
-func (a *Agent) decodeFast(b []byte) bool {
-	var out Agent
-	if !readMembers(b, agentFields, func(i int, v []byte) bool {
-		ok := true
-		switch i {
-		case 0:
-			out.ID, ok = fastID(v)
-		case 1:
-			out.UUID, ok = fastOptString(v)
-		case 2:
-			out.ComputerName, ok = fastOptString(v)
-		case 3:
-			out.OSType, ok = fastOptString(v)
-		case 4:
-			out.AgentVersion, ok = fastOptString(v)
-		case 5:
-			out.NetworkStatus, ok = fastOptString(v)
-		case 6:
-			out.ExternalIP, ok = fastOptString(v)
-		case 7:
-			out.NetworkInterfaces, ok = fastInterfaces(v)
-		case 8:
-			out.IsActive, ok = fastBool(v)
-		case 9:
-			out.IsDecommissioned, ok = fastBool(v)
-		case 10:
-			out.Infected, ok = fastBool(v)
-		case 11:
-			out.IsUpToDate, ok = fastBool(v)
-		case 12:
-			out.FirewallEnabled, ok = fastBool(v)
-		case 13:
-			out.SiteID, ok = fastID(v)
-		case 14:
-			out.GroupID, ok = fastID(v)
-		case 15:
-			out.AccountID, ok = fastID(v)
-		case 16:
-			out.LastActiveDate, ok = fastTime(v)
-		case 17:
-			out.UpdatedAt, ok = fastTime(v)
-		}
-		return ok
-	}) {
-		return false
+func (*Agent) fastFields() *fields { return agentFields }
+
+func (a *Agent) readMember(i int, v []byte, _ *itemScratch) bool {
+	ok := true
+	switch i {
+	case 0:
+		a.ID, ok = fastID(v)
+	case 1:
+		a.UUID, ok = fastOptString(v)
+	case 2:
+		a.ComputerName, ok = fastOptString(v)
+	case 3:
+		a.OSType, ok = fastOptString(v)
+	case 4:
+		a.AgentVersion, ok = fastOptString(v)
+	case 5:
+		a.NetworkStatus, ok = fastOptString(v)
+	case 6:
+		a.ExternalIP, ok = fastOptString(v)
+	case 7:
+		a.NetworkInterfaces, ok = fastInterfaces(v)
+	case 8:
+		a.IsActive, ok = fastBool(v)
+	case 9:
+		a.IsDecommissioned, ok = fastBool(v)
+	case 10:
+		a.Infected, ok = fastBool(v)
+	case 11:
+		a.IsUpToDate, ok = fastBool(v)
+	case 12:
+		a.FirewallEnabled, ok = fastBool(v)
+	case 13:
+		a.SiteID, ok = fastID(v)
+	case 14:
+		a.GroupID, ok = fastID(v)
+	case 15:
+		a.AccountID, ok = fastID(v)
+	case 16:
+		a.LastActiveDate, ok = fastTime(v)
+	case 17:
+		a.UpdatedAt, ok = fastTime(v)
 	}
-	out.Raw = b
-	*a = out
+	return ok
+}
+
+func (a *Agent) finish(raw []byte, _ *itemScratch) bool {
+	a.Raw = raw
 	return true
 }
 
@@ -151,38 +150,36 @@ var (
 	agentInfoFields = newFields("agentId", "agentComputerName", "siteId", "groupId", "accountId")
 )
 
-func (t *Threat) decodeFast(b []byte) bool {
-	var (
-		out      Threat
-		threatID string
-		haveInfo bool
-	)
-	if !readMembers(b, threatFields, func(i int, v []byte) bool {
-		var ok bool
-		switch i {
-		case 0:
-			out.ID, ok = fastID(v)
-		case 1:
-			// A threat without a threatInfo object is refused by
-			// UnmarshalJSON, which says why.
-			haveInfo = true
-			ok = readThreatInfo(v, &out, &threatID)
-		default:
-			ok = v[0] == 'n' || readAgentInfo(v, &out)
-		}
-		return ok
-	}) || !haveInfo {
+func (*Threat) fastFields() *fields { return threatFields }
+
+func (t *Threat) readMember(i int, v []byte, st *itemScratch) bool {
+	var ok bool
+	switch i {
+	case 0:
+		t.ID, ok = fastID(v)
+	case 1:
+		// A threat without a threatInfo object is refused by
+		// UnmarshalJSON, which says why.
+		st.seen = true
+		ok = readThreatInfo(v, t, &st.id)
+	default:
+		ok = v[0] == 'n' || readAgentInfo(v, t)
+	}
+	return ok
+}
+
+func (t *Threat) finish(raw []byte, st *itemScratch) bool {
+	if !st.seen {
 		return false
 	}
 	// As newThreat does.
-	if out.ID == "" {
-		out.ID = threatID
+	if t.ID == "" {
+		t.ID = st.id
 	}
-	out.IncidentStatus = LowerSnake(out.IncidentStatus)
-	out.AnalystVerdict = LowerSnake(out.AnalystVerdict)
-	out.MitigationStatus = LowerSnake(out.MitigationStatus)
-	out.Raw = b
-	*t = out
+	t.IncidentStatus = LowerSnake(t.IncidentStatus)
+	t.AnalystVerdict = LowerSnake(t.AnalystVerdict)
+	t.MitigationStatus = LowerSnake(t.MitigationStatus)
+	t.Raw = raw
 	return true
 }
 

@@ -24,12 +24,29 @@ import (
 // maxNesting is encoding/json's nesting limit: deeper is not valid JSON to it.
 const maxNesting = 10000
 
-// fastItem is an item type with a one-pass decoder. decodeFast decodes the
-// valid JSON value b and keeps b itself as Raw (no copy: b is part of a
-// page body nothing else writes to), or reports false, leaving the item
-// unchanged, for a shape it does not take.
+// fastItem is an item type with a one-pass decoder: fastFields names the
+// members it reads, readMember reads the value of member i (valid JSON)
+// into the item, and finish completes the item once its members have been
+// read, keeping raw itself as Raw (no copy: raw is part of a page body
+// nothing else writes to). readMember and finish report false for a shape
+// they do not take; the page is then decoded by encoding/json. st is
+// scratch for one item. The item is zero before its first member.
 type fastItem interface {
-	decodeFast(b []byte) bool
+	fastFields() *fields
+	readMember(i int, v []byte, st *itemScratch) bool
+	finish(raw []byte, st *itemScratch) bool
+}
+
+// itemScratch holds what an item's decoding needs between its members.
+type itemScratch struct {
+	id   string // threatInfo.threatId, the id of a threat without one
+	seen bool   // threatInfo was there
+}
+
+// decodeFast decodes the valid JSON value b into it, as fastPage would.
+func decodeFast(it fastItem, b []byte) bool {
+	var st itemScratch
+	return readMembers(b, it.fastFields(), func(i int, v []byte) bool { return it.readMember(i, v, &st) }) && it.finish(b, &st)
 }
 
 // strByte marks the bytes a JSON string may hold as they are: not '"', not
@@ -136,9 +153,10 @@ func (v *jsonChecker) object(i, depth int, member func(name []byte, at int) (int
 	}
 }
 
-// array checks the array at b[i]; elem, when not nil, is called with the
-// span of each valid element.
-func (v *jsonChecker) array(i, depth int, elem func(start, end int)) (int, bool) {
+// array checks the array at b[i]; elem, when not nil, checks each element
+// in place of value (it returns the index after the element and whether it
+// is valid).
+func (v *jsonChecker) array(i, depth int, elem func(at int) (int, bool)) (int, bool) {
 	b := v.b
 	if depth > maxNesting {
 		return i, false
@@ -148,12 +166,17 @@ func (v *jsonChecker) array(i, depth int, elem func(start, end int)) (int, bool)
 		return i + 1, true
 	}
 	for {
-		end, ok := v.value(i, depth)
+		var (
+			end int
+			ok  bool
+		)
+		if elem != nil {
+			end, ok = elem(i)
+		} else {
+			end, ok = v.value(i, depth)
+		}
 		if !ok {
 			return end, false
-		}
-		if elem != nil {
-			elem(i, end)
 		}
 		i = v.ws(end)
 		if i >= len(b) {
@@ -422,6 +445,29 @@ func asciiEqualFold(name []byte, lower string) bool {
 	return true
 }
 
+// memberReader hands the members an item type reads to fn, once each. It
+// says no to a member encoding/json could read differently (see find) and
+// to one given twice.
+type memberReader struct {
+	f    *fields
+	seen uint64
+	fn   func(i int, value []byte) bool
+}
+
+// member takes one member; it reports false when the item cannot be read
+// here (fn's answer, or a member read differently or twice).
+func (r *memberReader) member(name, value []byte) bool {
+	switch i := r.f.find(name); {
+	case i == otherMember:
+		return true
+	case i == unsure || r.seen&(1<<i) != 0:
+		return false
+	default:
+		r.seen |= 1 << i
+		return r.fn(i, value)
+	}
+}
+
 // readMembers calls fn with the index of every member of the valid object
 // b that f names, and its value. It reports false, without calling fn
 // again, for a member encoding/json could read differently (see find), a
@@ -430,18 +476,8 @@ func readMembers(b []byte, f *fields, fn func(i int, value []byte) bool) bool {
 	if b[0] != '{' || len(f.names) > 64 {
 		return false
 	}
-	var seen uint64
-	return eachMember(b, func(name, value []byte) bool {
-		switch i := f.find(name); {
-		case i == otherMember:
-			return true
-		case i == unsure || seen&(1<<i) != 0:
-			return false
-		default:
-			seen |= 1 << i
-			return fn(i, value)
-		}
-	})
+	r := memberReader{f: f, fn: fn}
+	return eachMember(b, r.member)
 }
 
 // Readers of one valid JSON value, as the types and json.Unmarshaler
@@ -536,8 +572,10 @@ func fastStrings(v []byte) ([]string, bool) {
 
 // fastPage decodes a list answer of T in one pass (see the top of this
 // file) and reports whether it could: a JSON object whose data is an array
-// of items T.decodeFast takes and whose pagination, if any, is an object
-// with a nextCursor and an integer totalItems.
+// of objects T reads (fastItem) and whose pagination, if any, is an object
+// with a nextCursor and an integer totalItems. The items are read as the
+// body is checked: a member T reads is decoded right after its value is
+// checked, one it does not is checked and not looked at again.
 func fastPage[T any](body []byte) (*Page[T], bool) {
 	if _, ok := any(new(T)).(fastItem); !ok {
 		return nil, false
@@ -548,12 +586,36 @@ func fastPage[T any](body []byte) (*Page[T], bool) {
 		return nil, false
 	}
 	var (
-		spans          [][2]int
+		items          = make([]T, 0, 64)
 		haveData       bool
 		pag            []byte
 		havePagination bool
 		ok             = true
 	)
+	// item checks and reads the element at body[at], an item at depth 3.
+	item := func(at int) (int, bool) {
+		if !ok || at >= len(body) || body[at] != '{' {
+			// Declined: encoding/json will decode the page.
+			ok = false
+			return at, false
+		}
+		var zero T
+		items = append(items, zero)
+		it := any(&items[len(items)-1]).(fastItem)
+		var st itemScratch
+		r := memberReader{f: it.fastFields(), fn: func(i int, value []byte) bool { return it.readMember(i, value, &st) }}
+		end, valid := v.object(at, 3, func(name []byte, at int) (int, bool) {
+			end, valid := v.value(at, 3)
+			if valid && ok && !r.member(name, body[at:end]) {
+				ok = false
+			}
+			return end, valid
+		})
+		if valid && ok && !it.finish(body[at:end], &st) {
+			ok = false
+		}
+		return end, valid
+	}
 	end, valid := v.object(start, 1, func(name []byte, at int) (int, bool) {
 		switch topFields.find(name) {
 		case 0: // data
@@ -562,7 +624,7 @@ func fastPage[T any](body []byte) (*Page[T], bool) {
 				return -1, true
 			}
 			haveData = true
-			return v.array(at, 2, func(s, e int) { spans = append(spans, [2]int{s, e}) })
+			return v.array(at, 2, item)
 		case 1: // pagination
 			if havePagination {
 				ok = false
@@ -580,12 +642,7 @@ func fastPage[T any](body []byte) (*Page[T], bool) {
 	if !valid || !ok || !haveData || v.ws(end) != len(body) {
 		return nil, false
 	}
-	p := &Page[T]{Items: make([]T, len(spans))}
-	for i, s := range spans {
-		if !any(&p.Items[i]).(fastItem).decodeFast(body[s[0]:s[1]]) {
-			return nil, false
-		}
-	}
+	p := &Page[T]{Items: items}
 	if havePagination && pag[0] != 'n' {
 		var raw []byte
 		if !readMembers(pag, paginationFields, func(i int, value []byte) bool {
@@ -604,9 +661,8 @@ func fastPage[T any](body []byte) (*Page[T], bool) {
 			return nil, false
 		}
 		p.NextCursor = next
-	} else if havePagination {
-		// null: encoding/json leaves the struct as it is.
 	}
+	// pagination null: encoding/json leaves the struct as it is.
 	return p, true
 }
 

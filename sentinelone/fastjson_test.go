@@ -154,7 +154,7 @@ func FuzzFastItems(f *testing.F) {
 			return
 		}
 		var a, wantA Agent
-		if a.decodeFast(b) {
+		if decodeFast(&a, b) {
 			if err := wantA.UnmarshalJSON(b); err != nil {
 				t.Fatalf("agent: one pass reads %+v, UnmarshalJSON refuses: %v\n%s", a, err, b)
 			}
@@ -163,7 +163,7 @@ func FuzzFastItems(f *testing.F) {
 			}
 		}
 		var th, wantT Threat
-		if th.decodeFast(b) {
+		if decodeFast(&th, b) {
 			if err := wantT.UnmarshalJSON(b); err != nil {
 				t.Fatalf("threat: one pass reads %+v, UnmarshalJSON refuses: %v\n%s", th, err, b)
 			}
