@@ -128,7 +128,8 @@ type Ingester struct {
 	halt   *Halt
 
 	// Owned by the leading goroutine.
-	states map[string]*state
+	states map[string]known
+	values valueTable // the values states refer to
 	curRev uint64
 	batch  *store.Batch
 	// recovering is set from taking the lease until a poll completes: an
@@ -278,7 +279,7 @@ func fenced(what string, err error) error {
 
 // load reads the cursor and every known state of the console's objects.
 func (in *Ingester) load(ctx context.Context) error {
-	in.states = map[string]*state{}
+	in.states = map[string]known{}
 	in.curRev = 0
 	e, err := in.kv().Get(ctx, in.cursorKey())
 	switch {
@@ -330,7 +331,7 @@ func (in *Ingester) load(ctx context.Context) error {
 				return fmt.Errorf("state %s: %w", e.Key(), err)
 			}
 			s.rev = e.Revision()
-			in.states[e.Key()[prefix:]] = &s
+			in.states[e.Key()[prefix:]] = in.values.keep(&s)
 		}
 	}
 }
@@ -487,7 +488,11 @@ func (in *Ingester) commit(ctx context.Context, items []Item) error {
 		if it.UpdatedAt.After(wm) {
 			wm = it.UpdatedAt
 		}
-		prev := in.states[it.ID]
+		var prev *state
+		if k, ok := in.states[it.ID]; ok {
+			s := in.values.state(k)
+			prev = &s
+		}
 		recovered := false
 		if j, ok := inPage[it.ID]; ok {
 			prev = &changes[j].state
@@ -497,7 +502,7 @@ func (in *Ingester) commit(ctx context.Context, items []Item) error {
 				if prev != nil {
 					r.rev = prev.rev // the stored key, behind the stream
 				} // else rev 0: the key does not exist yet
-				in.states[it.ID] = r
+				in.states[it.ID] = in.values.keep(r)
 				prev, recovered = r, true
 			}
 		}
@@ -560,7 +565,7 @@ func (in *Ingester) commit(ctx context.Context, items []Item) error {
 	// 2. States, compare-and-set on each key's revision.
 	for _, c := range changes {
 		var rev uint64
-		if prev := in.states[c.id]; prev != nil {
+		if prev, ok := in.states[c.id]; ok {
 			rev = prev.rev
 		}
 		if err := b.Put(subjects.BucketState, in.stateKey(c.id), encodeState(in.fields, &c.state), rev); err != nil {
@@ -575,7 +580,7 @@ func (in *Ingester) commit(ctx context.Context, items []Item) error {
 		case err == nil:
 			s := c.state
 			s.rev = a.Sequence
-			in.states[c.id] = &s
+			in.states[c.id] = in.values.keep(&s)
 		}
 	}); err != nil {
 		return err

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -40,5 +41,21 @@ func TestStateCompatibleWithRelease1(t *testing.T) {
 		if old.Status == "resolved" && string(ours) != string(written) {
 			t.Errorf("state %s, release 1 wrote %s", ours, written)
 		}
+	}
+}
+
+// TestValueTable: a kept state gives back the state it keeps, and a value
+// shared by many objects is held once.
+func TestValueTable(t *testing.T) {
+	var tab valueTable
+	at := time.Date(2024, 5, 1, 8, 0, 0, 123, time.UTC)
+	for i := range 1000 {
+		s := state{vals: [MaxFields]string{"resolved", "true_positive", strconv.Itoa(i % 3), ""}, updatedAt: at, rev: uint64(i)}
+		if got := tab.state(tab.keep(&s)); got != s {
+			t.Fatalf("kept %+v, got back %+v", s, got)
+		}
+	}
+	if len(tab.vals) != 6 {
+		t.Errorf("%d values held for 6 distinct ones: %q", len(tab.vals), tab.vals)
 	}
 }
