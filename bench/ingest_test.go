@@ -25,8 +25,8 @@ import (
 // The ingestion benchmark's size, targets and limits.
 const (
 	backlog          = 100000                // threats seeded, created events expected
-	targetIngestRate = 0.50                  // s1bridge threats/s at least half the raw JetStream publish rate
-	targetRSS        = 150 << 20             // peak RSS of the connector while ingesting the backlog
+	targetIngestRate = 0.60                  // s1bridge threats/s at least 60% of the raw JetStream publish rate
+	targetRSS        = 80 << 20              // peak RSS of the connector while ingesting the backlog
 	rawStream        = "S1_BENCH_RAW"        // the raw publisher's stream, configured as the events stream
 	rawPrefix        = "s2"                  // its subject prefix: as long as s1, so subjects are as long
 	sampleEvents     = 256                   // events read back for their headers and subject lengths
@@ -62,7 +62,7 @@ type ingestResult struct {
 // publisher can do here), and the connector's peak RSS. NATS and the
 // emulator run in this process; the connector and the raw publisher run as
 // child processes, so that RSS and CPU are theirs alone. Targets: at least
-// 50% of the raw rate, at most 150 MiB. Each iteration is one whole
+// 60% of the raw rate, at most 80 MiB. Each iteration is one whole
 // measurement from an empty store; run it with -benchtime 1x.
 func BenchmarkIngestBacklog(b *testing.B) {
 	sizes := emulator.DefaultSizes()
