@@ -41,6 +41,7 @@ func main() {
 	flag.DurationVar(&o.FaultsAt, "faults", 3*time.Second, "how often the injected faults change")
 	flag.DurationVar(&o.LeaseTTL, "lease-ttl", 3*time.Second, "lease TTL of the connectors")
 	flag.Uint64Var(&o.Seed, "seed", 1, "random seed (emulator data, traffic, faults)")
+	flag.StringVar(&o.Profiles, "profiles", "", "folder for the heap profiles taken at a fifth of the traffic and at its end (default: a new temporary folder)")
 	verbose := flag.Bool("v", false, "log the connectors (warnings and up) to stderr")
 	flag.Parse()
 	if *verbose {

@@ -41,6 +41,9 @@ type options struct {
 	LeaseTTL time.Duration
 	Seed     uint64
 	Log      *slog.Logger // the connectors' logs
+	// Profiles is the folder the heap profiles of the two memory looks
+	// go to (memory.go); a new temporary folder when empty.
+	Profiles string
 }
 
 // token is the API token of the soak's emulator.
@@ -75,6 +78,9 @@ type summary struct {
 	CatchUp          time.Duration // from the end of the traffic to a complete poll
 	CatchUpErr       error
 	MonitorsCanceled int
+	// The memory at a fifth of the traffic and at its end (memory.go).
+	MemEarly, MemLate memSnapshot
+	MemErr            error
 }
 
 // ok reports whether the stream is right: no duplicate, no gap, no
@@ -123,6 +129,11 @@ func run(ctx context.Context, o options) (*summary, error) {
 	}
 	s.dir = dir
 	defer os.RemoveAll(dir)
+	if s.o.Profiles == "" {
+		if s.o.Profiles, err = os.MkdirTemp("", "s1bridge-soak-profiles-"); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.start(); err != nil {
 		s.stop()
 		return nil, err
@@ -142,12 +153,14 @@ func run(ctx context.Context, o options) (*summary, error) {
 			s.caller(tctx, rand.New(rand.NewPCG(o.Seed, uint64(i))), threats)
 		}()
 	}
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); s.earlySnapshot(tctx, trafficStart) }()
 	go func() { defer wg.Done(); _ = s.emu.RunLive(tctx, o.Live) }()
 	go func() { defer wg.Done(); s.faults(tctx, rand.New(rand.NewPCG(o.Seed, 0xfa))) }()
 	go func() { defer wg.Done(); s.sample(tctx) }()
 	restartErr := s.restarts(tctx)
 	wg.Wait()
+	s.lateSnapshot(trafficStart)
 	s.emu.ClearFaults()
 	s.sum.Elapsed = time.Since(trafficStart)
 	if restartErr != nil {
@@ -619,6 +632,14 @@ func (s *summary) print(w io.Writer) {
 	row("ingestion caught up", catchUp+" after the traffic")
 	row("max RSS", s.MaxRSS+" (the whole process: NATS, emulator, connectors, callers)")
 	row("max goroutines", strconv.Itoa(s.MaxGoroutines))
+	row("memory, early", s.MemEarly.String())
+	row("memory, late", s.MemLate.String())
+	if g, ok := s.growth(); ok {
+		row("RSS growth", fmt.Sprintf("%+.1f%% from the early look to the late one (go tool pprof -diff_base %s %s)", 100*g, s.MemEarly.Profile, s.MemLate.Profile))
+	}
+	if s.MemErr != nil {
+		row("memory looks", "failed: "+s.MemErr.Error())
+	}
 	result := "PASS"
 	if !s.ok() {
 		result = "FAIL"

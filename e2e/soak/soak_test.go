@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ func TestSoakBriefly(t *testing.T) {
 	sum, err := run(context.Background(), options{
 		Duration: 3 * time.Second, Callers: 4, Replicas: 2, Restarts: 1, Threats: 200,
 		Live: 200 * time.Millisecond, FaultsAt: 500 * time.Millisecond, LeaseTTL: 1500 * time.Millisecond, Seed: 1,
+		Profiles: t.TempDir(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -23,6 +25,14 @@ func TestSoakBriefly(t *testing.T) {
 	t.Logf("\n%s", b.String())
 	if !sum.ok() {
 		t.Fatal("the stream does not match the emulator")
+	}
+	for _, m := range []memSnapshot{sum.MemEarly, sum.MemLate} {
+		if _, err := os.Stat(m.Profile); err != nil || m.RSS == 0 || m.HeapInuse == 0 {
+			t.Errorf("memory look %+v: %v", m, err)
+		}
+	}
+	if sum.MemErr != nil {
+		t.Error(sum.MemErr)
 	}
 	if sum.Requests == 0 || sum.ByCode[200] == 0 || sum.Restarts != 1 || sum.FaultChanges == 0 || sum.Report.Created < 200 {
 		t.Errorf("the soak did not do its work: %d requests, %d succeeded, %d restarts, %d fault changes, %d threats created",
