@@ -2,6 +2,7 @@ package sentinelone
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"strings"
 	"time"
@@ -197,6 +198,11 @@ func (v *jsonChecker) str(i int) (int, bool) {
 	b := v.b
 	i++
 	for {
+		// Eight bytes at a time while none of them ends the string or
+		// needs a look (most of a console's answer is string bytes).
+		for i+8 <= len(b) && plainWord(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
 		for i < len(b) && strByte[b[i]] {
 			i++
 		}
@@ -225,6 +231,39 @@ func (v *jsonChecker) str(i int) (int, bool) {
 			return i, false
 		}
 	}
+}
+
+// plainWord reports whether none of the eight bytes of x is '"', '\\' or a
+// control character (the bit tricks of "Bit Twiddling Hacks": a byte less
+// than n, a byte equal to n). It may say false for a plain word (a byte of
+// 0x80 or more next to one that borrows), never true for another.
+func plainWord(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	less := (x - ones*0x20) & ^x & highs
+	quote := x ^ (ones * '"')
+	backslash := x ^ (ones * '\\')
+	zero := func(y uint64) uint64 { return (y - ones) & ^y & highs }
+	return less|zero(quote)|zero(backslash) == 0
+}
+
+// plainASCII reports whether b is ASCII without a backslash, eight bytes
+// at a time.
+func plainASCII(b []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		y := x ^ (ones * '\\')
+		if x&highs != 0 || (y-ones)&^y&highs != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
@@ -389,12 +428,23 @@ func eachElement(b []byte, fn func(elem []byte) bool) bool {
 type fields struct {
 	names []string
 	lower []string // names lower-cased
+	// byLen lists, for each length, the indexes of the names that long: an
+	// object's member is most often of a length no name read has, and is
+	// then told apart with one look.
+	byLen [maxNameLen + 1][]int
 }
+
+// maxNameLen bounds the names an item type reads.
+const maxNameLen = 32
 
 func newFields(names ...string) *fields {
 	f := &fields{names: names}
-	for _, n := range names {
+	for i, n := range names {
+		if len(n) > maxNameLen {
+			panic("sentinelone: member name " + n + " too long for fields")
+		}
 		f.lower = append(f.lower, strings.ToLower(n))
+		f.byLen[len(n)] = append(f.byLen[len(n)], i)
 	}
 	return f
 }
@@ -407,24 +457,25 @@ const (
 
 // find returns the index of the member called name, otherMember, or unsure
 // for a name encoding/json would match to a field without being that
-// field's exact name (it ignores case) or with escapes (not read here). The
-// sets are small: comparing lengths first beats hashing every name of an
-// object twice.
+// field's exact name (it ignores case) or with escapes (not read here).
 func (f *fields) find(name []byte) int {
-	for i, n := range f.names {
-		if len(n) == len(name) && string(name) == n {
-			return i
+	var same []int
+	if len(name) <= maxNameLen {
+		same = f.byLen[len(name)]
+		for _, i := range same {
+			if string(name) == f.names[i] {
+				return i
+			}
 		}
 	}
-	for _, c := range name {
-		if c == '\\' || c >= utf8.RuneSelf {
-			// Escaped, or non-ASCII: Unicode folding ('K' is the Kelvin
-			// sign's fold) is encoding/json's to decide.
-			return unsure
-		}
+	if !plainASCII(name) {
+		// Escaped, or non-ASCII: Unicode folding ('K' is the Kelvin sign's
+		// fold) is encoding/json's to decide.
+		return unsure
 	}
-	for _, n := range f.lower {
-		if len(n) == len(name) && asciiEqualFold(name, n) {
+	// ASCII folding keeps the length.
+	for _, i := range same {
+		if asciiEqualFold(name, f.lower[i]) {
 			return unsure
 		}
 	}

@@ -2,6 +2,7 @@ package sentinelone
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -216,5 +217,45 @@ func TestReadAll(t *testing.T) {
 	}
 	if got, err := readAll(bytes.NewReader(body), 10000, 100); err != nil || !bytes.Equal(got, body) {
 		t.Errorf("size over the limit: %d bytes, %v", len(got), err)
+	}
+}
+
+// TestPlainWord: a word is plain exactly when none of its bytes ends a
+// string or needs a look, for every byte in every position.
+func TestPlainWord(t *testing.T) {
+	base := []byte("abcdefgh")
+	for pos := range 8 {
+		for c := range 256 {
+			w := bytes.Clone(base)
+			w[pos] = byte(c)
+			got := plainWord(binary.LittleEndian.Uint64(w))
+			want := c >= 0x20 && c != '"' && c != '\\'
+			if got && !want {
+				t.Fatalf("byte %#x at %d: plain", c, pos)
+			}
+			if want && !got && c < 0x80 {
+				t.Fatalf("byte %#x at %d: not plain", c, pos)
+			}
+		}
+	}
+}
+
+// TestPlainASCII: ASCII without a backslash, whatever the length and the
+// position of the byte that makes it otherwise.
+func TestPlainASCII(t *testing.T) {
+	for n := range 20 {
+		b := bytes.Repeat([]byte("a"), n)
+		if !plainASCII(b) {
+			t.Fatalf("%q: not plain", b)
+		}
+		for pos := range n {
+			for _, c := range []byte{'\\', 0x80, 0xc3, 0xff} {
+				w := bytes.Clone(b)
+				w[pos] = c
+				if plainASCII(w) {
+					t.Fatalf("%q: plain", w)
+				}
+			}
+		}
 	}
 }
