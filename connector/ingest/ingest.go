@@ -18,7 +18,8 @@
 //  4. Per page: publish the events asynchronously and wait for every ack;
 //     only then write the new states (compare-and-set on each key's
 //     revision), and only then move the watermark (subjects.CursorKey,
-//     compare-and-set too).
+//     compare-and-set too). A page's states are acknowledged while the next
+//     page's events are published (see commit).
 //
 // A crash between 4's steps leaves the state behind the stream, never ahead:
 // the next leader recomputes the same events with the same ids and the
@@ -130,8 +131,12 @@ type Ingester struct {
 	// Owned by the leading goroutine.
 	states map[string]known
 	values valueTable // the values states refer to
-	curRev uint64
-	batch  *store.Batch
+	// stale is set while states holds states sent and not yet
+	// acknowledged (commit): after a failure they are reloaded.
+	stale   bool
+	curRev  uint64
+	batch   *store.Batch // events
+	stBatch *store.Batch // states
 	// recovering is set from taking the lease until a poll completes: an
 	// object's events may then be in the stream without its state, written
 	// by a leader that crashed (or a commit that failed) in between (see
@@ -146,7 +151,7 @@ type Ingester struct {
 func New(cfg Config) *Ingester {
 	in := &Ingester{
 		cfg: cfg, src: cfg.Source, entity: cfg.Source.Entity(), fields: cfg.Source.Fields(),
-		subj: cfg.Store.Subjects(), obs: cfg.Observer, batch: cfg.Store.NewBatch(),
+		subj: cfg.Store.Subjects(), obs: cfg.Observer,
 	}
 	if len(in.fields) > MaxFields {
 		panic(fmt.Sprintf("ingest: source %s compares %d fields, more than %d", in.entity, len(in.fields), MaxFields))
@@ -215,6 +220,16 @@ func (in *Ingester) lead(ctx context.Context) {
 	}
 	backoff := time.Second
 	for {
+		if in.stale {
+			// A poll failed with states sent and not acknowledged: take
+			// them from KV again, as a new leader would.
+			if err := in.load(ctx); err != nil {
+				if ctx.Err() == nil {
+					in.cfg.Log.Error("ingest: could not reload state; giving up the lease", "error", err)
+				}
+				return
+			}
+		}
 		err := in.poll(ctx)
 		wait := in.cfg.Interval
 		if ctx.Err() != nil {
@@ -280,6 +295,9 @@ func fenced(what string, err error) error {
 // load reads the cursor and every known state of the console's objects.
 func (in *Ingester) load(ctx context.Context) error {
 	in.states = map[string]known{}
+	in.stale = false
+	// Fresh batches: a failed poll may have left publishes unacknowledged.
+	in.batch, in.stBatch = in.cfg.Store.NewBatch(), in.cfg.Store.NewBatch()
 	in.curRev = 0
 	e, err := in.kv().Get(ctx, in.cursorKey())
 	switch {
@@ -373,6 +391,7 @@ func (in *Ingester) poll(ctx context.Context) (err error) {
 		in.obs.PollDone(in.cfg.Console, in.entity, Progress{Watermark: c.Watermark, PollStartedAt: c.PollStartedAt}, err)
 	}()
 	pages, objects := 0, 0
+	var sent *sentStates
 	for page, err := range prefetch(ctx, func(ctx context.Context) iter.Seq2[[]Item, error] {
 		return in.src.Pages(ctx, from, in.cfg.PageSize)
 	}) {
@@ -381,9 +400,12 @@ func (in *Ingester) poll(ctx context.Context) (err error) {
 		}
 		pages++
 		objects += len(page)
-		if err := in.commit(ctx, page); err != nil {
+		if err := in.commit(ctx, page, &sent); err != nil {
 			return err
 		}
+	}
+	if err := in.settle(ctx, &sent); err != nil {
+		return err
 	}
 	in.cfg.Log.Debug("ingest: poll done", "source", in.entity, "from", from, "pages", pages, "objects", objects, "watermark", in.snapshot().Watermark)
 	c := in.snapshot()
@@ -462,20 +484,43 @@ func (in *Ingester) stateOfEvent(m *jetstream.RawStreamMsg) (*state, error) {
 	return &s, nil
 }
 
-// commit publishes the events of one page, then the states, then moves the
-// watermark; each step only after the previous one is acknowledged.
-func (in *Ingester) commit(ctx context.Context, items []Item) error {
+// change is the new state of one object of a page.
+type change struct {
+	id    string
+	state state
+}
+
+// sentStates are the states of a page, sent and not yet acknowledged, and
+// the watermark that page moves to once they are (see commit).
+type sentStates struct {
+	changes []change
+	wm      time.Time
+}
+
+// commit publishes the events of one page and, once they are acknowledged,
+// its states; the watermark moves when the states are acknowledged. Each
+// step comes only after the previous one is acknowledged: the stored state
+// is never ahead of the stream, and the watermark never ahead of the
+// states.
+//
+// The page's states are not waited for here: they are acknowledged while
+// the next page is read, compared and its events published, and commit (or
+// settle, after the last page) waits for them before it sends that page's
+// states (*sent). So that the next page is compared with them, they are
+// taken into the ingester's states as they are sent, and their revisions
+// when they are acknowledged; should anything fail meanwhile, the states
+// are reloaded before the next poll (in.stale).
+func (in *Ingester) commit(ctx context.Context, items []Item, sent **sentStates) error {
 	if len(items) == 0 {
 		return nil
 	}
 	var evs []*nats.Msg
-	type change struct {
-		id    string
-		state state
-	}
 	var changes []change
 	inPage := map[string]int{} // id → index in changes: an object seen twice in one page
 	wm := in.snapshot().Watermark
+	if *sent != nil && (*sent).wm.After(wm) {
+		wm = (*sent).wm
+	}
 	var fromStream map[string]*state
 	if in.recovering {
 		var err error
@@ -483,6 +528,9 @@ func (in *Ingester) commit(ctx context.Context, items []Item) error {
 			return err
 		}
 	}
+	// 1. Events, sent as they are made, so that the server stores them
+	// while the rest of the page is compared.
+	b := in.batch
 	for i := range items {
 		it := &items[i]
 		if it.UpdatedAt.After(wm) {
@@ -519,22 +567,21 @@ func (in *Ingester) commit(ctx context.Context, items []Item) error {
 			}
 			continue // already seen this version (or an older one, re-read in the overlap)
 		}
+		n := len(evs)
 		var err error
 		if evs, err = in.appendEvents(evs, it, prev); err != nil {
 			return err
+		}
+		for _, m := range evs[n:] {
+			if err := b.Publish(m); err != nil {
+				return err
+			}
 		}
 		if j, ok := inPage[it.ID]; ok {
 			changes[j].state = stateOf(it)
 		} else {
 			inPage[it.ID] = len(changes)
 			changes = append(changes, change{it.ID, stateOf(it)})
-		}
-	}
-	// 1. Events.
-	b := in.batch
-	for _, m := range evs {
-		if err := b.Publish(m); err != nil {
-			return err
 		}
 	}
 	dups := 0
@@ -562,25 +609,49 @@ func (in *Ingester) commit(ctx context.Context, items []Item) error {
 			return err
 		}
 	}
-	// 2. States, compare-and-set on each key's revision.
+	// 2. States, compare-and-set on each key's revision: the previous
+	// page's first, since a key in both is written with the revision the
+	// previous write gave it.
+	if err := in.settle(ctx, sent); err != nil {
+		return err
+	}
+	st := in.stBatch
 	for _, c := range changes {
-		var rev uint64
+		k := in.values.keep(&c.state)
 		if prev, ok := in.states[c.id]; ok {
-			rev = prev.rev
+			k.rev = prev.rev
 		}
-		if err := b.Put(subjects.BucketState, in.stateKey(c.id), encodeState(in.fields, &c.state), rev); err != nil {
+		if err := st.Put(subjects.BucketState, in.stateKey(c.id), encodeState(in.fields, &c.state), k.rev); err != nil {
+			in.stale = true
 			return fmt.Errorf("write state of %s: %w", c.id, err)
 		}
+		// Taken at once, the next page is compared with it; its
+		// revision comes with the ack (settle).
+		in.states[c.id] = k
 	}
-	if err := b.Wait(ctx, func(i int, a *jetstream.PubAck, err error) {
-		c := &changes[i]
+	in.stale = true // until settle
+	*sent = &sentStates{changes: changes, wm: wm}
+	return nil
+}
+
+// settle waits for the states *sent, takes their revisions, moves the
+// watermark to their page's, and clears *sent.
+func (in *Ingester) settle(ctx context.Context, sent **sentStates) error {
+	p := *sent
+	if p == nil {
+		return nil
+	}
+	*sent = nil
+	var first error
+	if err := in.stBatch.Wait(ctx, func(i int, a *jetstream.PubAck, err error) {
+		c := &p.changes[i]
 		switch {
 		case err != nil && first == nil:
 			first = fenced("write state of "+c.id, err)
 		case err == nil:
-			s := c.state
-			s.rev = a.Sequence
-			in.states[c.id] = in.values.keep(&s)
+			k := in.states[c.id]
+			k.rev = a.Sequence
+			in.states[c.id] = k
 		}
 	}); err != nil {
 		return err
@@ -588,9 +659,10 @@ func (in *Ingester) commit(ctx context.Context, items []Item) error {
 	if first != nil {
 		return first
 	}
+	in.stale = false
 	// 3. Watermark.
 	cur := in.snapshot()
-	cur.Watermark = wm
+	cur.Watermark = p.wm
 	return in.writeCursor(ctx, cur)
 }
 
