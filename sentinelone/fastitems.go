@@ -161,11 +161,22 @@ func (t *Threat) readMember(i int, v []byte, st *itemScratch) bool {
 		// A threat without a threatInfo object is refused by
 		// UnmarshalJSON, which says why.
 		st.seen = true
-		ok = readThreatInfo(v, t, &st.id)
+		ok = v[0] == '{' && readMembers(v, threatInfoFields, func(j int, v []byte) bool { return t.readThreatInfo(j, v, st) })
 	default:
-		ok = v[0] == 'n' || readAgentInfo(v, t)
+		ok = v[0] == 'n' || v[0] == '{' && readMembers(v, agentInfoFields, t.readAgentInfo)
 	}
 	return ok
+}
+
+func (t *Threat) fastNested(i int, st *itemScratch) (*fields, func(j int, v []byte) bool) {
+	switch i {
+	case 1:
+		st.seen = true
+		return threatInfoFields, func(j int, v []byte) bool { return t.readThreatInfo(j, v, st) }
+	case 2:
+		return agentInfoFields, t.readAgentInfo
+	}
+	return nil, nil
 }
 
 func (t *Threat) finish(raw []byte, st *itemScratch) bool {
@@ -183,54 +194,52 @@ func (t *Threat) finish(raw []byte, st *itemScratch) bool {
 	return true
 }
 
-func readThreatInfo(b []byte, t *Threat, threatID *string) bool {
-	return readMembers(b, threatInfoFields, func(i int, v []byte) bool {
-		var ok bool
-		switch i {
-		case 0:
-			*threatID, ok = fastID(v)
-		case 1:
-			t.Name, ok = fastOptString(v)
-		case 2:
-			t.SHA1, ok = fastOptString(v)
-		case 3:
-			t.Classification, ok = fastOptString(v)
-		case 4:
-			t.ConfidenceLevel, ok = fastOptString(v)
-		case 5:
-			t.IncidentStatus, ok = fastOptString(v)
-		case 6:
-			t.AnalystVerdict, ok = fastOptString(v)
-		case 7:
-			t.MitigationStatus, ok = fastOptString(v)
-		case 8:
-			t.DetectionEngines, ok = fastEngines(v)
-		case 9:
-			t.CreatedAt, ok = fastTime(v)
-		case 10:
-			t.UpdatedAt, ok = fastTime(v)
-		case 11:
-			t.IdentifiedAt, ok = fastTime(v)
-		}
-		return ok
-	})
+// readThreatInfo reads member i of threatInfo.
+func (t *Threat) readThreatInfo(i int, v []byte, st *itemScratch) bool {
+	var ok bool
+	switch i {
+	case 0:
+		st.id, ok = fastID(v)
+	case 1:
+		t.Name, ok = fastOptString(v)
+	case 2:
+		t.SHA1, ok = fastOptString(v)
+	case 3:
+		t.Classification, ok = fastOptString(v)
+	case 4:
+		t.ConfidenceLevel, ok = fastOptString(v)
+	case 5:
+		t.IncidentStatus, ok = fastOptString(v)
+	case 6:
+		t.AnalystVerdict, ok = fastOptString(v)
+	case 7:
+		t.MitigationStatus, ok = fastOptString(v)
+	case 8:
+		t.DetectionEngines, ok = fastEngines(v)
+	case 9:
+		t.CreatedAt, ok = fastTime(v)
+	case 10:
+		t.UpdatedAt, ok = fastTime(v)
+	case 11:
+		t.IdentifiedAt, ok = fastTime(v)
+	}
+	return ok
 }
 
-func readAgentInfo(b []byte, t *Threat) bool {
-	return readMembers(b, agentInfoFields, func(i int, v []byte) bool {
-		var ok bool
-		switch i {
-		case 0:
-			t.AgentID, ok = fastID(v)
-		case 1:
-			t.AgentComputerName, ok = fastOptString(v)
-		case 2:
-			t.SiteID, ok = fastID(v)
-		case 3:
-			t.GroupID, ok = fastID(v)
-		case 4:
-			t.AccountID, ok = fastID(v)
-		}
-		return ok
-	})
+// readAgentInfo reads member i of agentRealtimeInfo.
+func (t *Threat) readAgentInfo(i int, v []byte) bool {
+	var ok bool
+	switch i {
+	case 0:
+		t.AgentID, ok = fastID(v)
+	case 1:
+		t.AgentComputerName, ok = fastOptString(v)
+	case 2:
+		t.SiteID, ok = fastID(v)
+	case 3:
+		t.GroupID, ok = fastID(v)
+	case 4:
+		t.AccountID, ok = fastID(v)
+	}
+	return ok
 }

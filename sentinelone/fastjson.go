@@ -38,6 +38,14 @@ type fastItem interface {
 	finish(raw []byte, st *itemScratch) bool
 }
 
+// nestedItem is a fastItem with members that are objects it reads member
+// by member: fastNested returns, for member i, the fields it reads of that
+// object and the function reading each, or nil. fastPage then reads them
+// while it checks the object, instead of scanning it twice.
+type nestedItem interface {
+	fastNested(i int, st *itemScratch) (*fields, func(j int, v []byte) bool)
+}
+
 // itemScratch holds what an item's decoding needs between its members.
 type itemScratch struct {
 	id   string // threatInfo.threatId, the id of a threat without one
@@ -508,14 +516,24 @@ type memberReader struct {
 // member takes one member; it reports false when the item cannot be read
 // here (fn's answer, or a member read differently or twice).
 func (r *memberReader) member(name, value []byte) bool {
-	switch i := r.f.find(name); {
+	i, ok := r.claim(name)
+	if !ok || i == otherMember {
+		return ok
+	}
+	return r.fn(i, value)
+}
+
+// claim returns the index of the member called name, or otherMember for
+// one not read; ok is false for a member read differently or twice.
+func (r *memberReader) claim(name []byte) (i int, ok bool) {
+	switch i = r.f.find(name); {
 	case i == otherMember:
-		return true
+		return i, true
 	case i == unsure || r.seen&(1<<i) != 0:
-		return false
+		return i, false
 	default:
 		r.seen |= 1 << i
-		return r.fn(i, value)
+		return i, true
 	}
 }
 
@@ -655,9 +673,33 @@ func fastPage[T any](body []byte) (*Page[T], bool) {
 		it := any(&items[len(items)-1]).(fastItem)
 		var st itemScratch
 		r := memberReader{f: it.fastFields(), fn: func(i int, value []byte) bool { return it.readMember(i, value, &st) }}
+		nest, _ := it.(nestedItem)
 		end, valid := v.object(at, 3, func(name []byte, at int) (int, bool) {
+			if !ok {
+				return v.value(at, 3)
+			}
+			i, claimed := r.claim(name)
+			if !claimed {
+				ok = false
+				return v.value(at, 3)
+			}
+			if i == otherMember {
+				return v.value(at, 3)
+			}
+			if nest != nil && at < len(body) && body[at] == '{' {
+				if nf, fn := nest.fastNested(i, &st); nf != nil {
+					nr := memberReader{f: nf, fn: fn}
+					return v.object(at, 4, func(name []byte, at int) (int, bool) {
+						end, valid := v.value(at, 4)
+						if valid && ok && !nr.member(name, body[at:end]) {
+							ok = false
+						}
+						return end, valid
+					})
+				}
+			}
 			end, valid := v.value(at, 3)
-			if valid && ok && !r.member(name, body[at:end]) {
+			if valid && !r.fn(i, body[at:end]) {
 				ok = false
 			}
 			return end, valid
