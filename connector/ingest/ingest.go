@@ -565,13 +565,18 @@ func (in *Ingester) commit(ctx context.Context, items []Item, sent **sentStates)
 				inPage[it.ID] = len(changes)
 				changes = append(changes, change{it.ID, *prev})
 			}
-			continue // already seen this version (or an older one, re-read in the overlap)
+			it.Raw = nil // see below
+			continue     // already seen this version (or an older one, re-read in the overlap)
 		}
 		n := len(evs)
 		var err error
 		if evs, err = in.appendEvents(evs, it, prev); err != nil {
 			return err
 		}
+		// The events have the object's bytes now; Raw holds on to the
+		// whole page's answer (4 MB for 1000 threats), which would
+		// otherwise stay until the acks are in.
+		it.Raw = nil
 		for _, m := range evs[n:] {
 			if err := b.Publish(m); err != nil {
 				return err
