@@ -129,7 +129,7 @@ type Ingester struct {
 	halt   *Halt
 
 	// Owned by the leading goroutine.
-	states map[string]known
+	states stateMap
 	values valueTable // the values states refer to
 	// stale is set while states holds states sent and not yet
 	// acknowledged (commit): after a failure they are reloaded.
@@ -294,7 +294,7 @@ func fenced(what string, err error) error {
 
 // load reads the cursor and every known state of the console's objects.
 func (in *Ingester) load(ctx context.Context) error {
-	in.states = map[string]known{}
+	in.states = newStateMap()
 	in.stale = false
 	// Fresh batches: a failed poll may have left publishes unacknowledged.
 	in.batch, in.stBatch = in.cfg.Store.NewBatch(), in.cfg.Store.NewBatch()
@@ -341,7 +341,7 @@ func (in *Ingester) load(ctx context.Context) error {
 				return errors.New("state watcher closed")
 			}
 			if e == nil { // all current values delivered
-				in.cfg.Log.Info("ingest: state loaded", "source", in.entity, "objects", len(in.states), "watermark", in.snapshot().Watermark)
+				in.cfg.Log.Info("ingest: state loaded", "source", in.entity, "objects", in.states.len(), "watermark", in.snapshot().Watermark)
 				return nil
 			}
 			s, err := decodeState(in.fields, e.Value(), buf)
@@ -349,7 +349,7 @@ func (in *Ingester) load(ctx context.Context) error {
 				return fmt.Errorf("state %s: %w", e.Key(), err)
 			}
 			s.rev = e.Revision()
-			in.states[e.Key()[prefix:]] = in.values.keep(&s)
+			in.states.set(e.Key()[prefix:], in.values.keep(&s))
 		}
 	}
 }
@@ -537,7 +537,7 @@ func (in *Ingester) commit(ctx context.Context, items []Item, sent **sentStates)
 			wm = it.UpdatedAt
 		}
 		var prev *state
-		if k, ok := in.states[it.ID]; ok {
+		if k, ok := in.states.get(it.ID); ok {
 			s := in.values.state(k)
 			prev = &s
 		}
@@ -550,7 +550,7 @@ func (in *Ingester) commit(ctx context.Context, items []Item, sent **sentStates)
 				if prev != nil {
 					r.rev = prev.rev // the stored key, behind the stream
 				} // else rev 0: the key does not exist yet
-				in.states[it.ID] = in.values.keep(r)
+				in.states.set(it.ID, in.values.keep(r))
 				prev, recovered = r, true
 			}
 		}
@@ -623,7 +623,7 @@ func (in *Ingester) commit(ctx context.Context, items []Item, sent **sentStates)
 	st := in.stBatch
 	for _, c := range changes {
 		k := in.values.keep(&c.state)
-		if prev, ok := in.states[c.id]; ok {
+		if prev, ok := in.states.get(c.id); ok {
 			k.rev = prev.rev
 		}
 		if err := st.Put(subjects.BucketState, in.stateKey(c.id), encodeState(in.fields, &c.state), k.rev); err != nil {
@@ -632,7 +632,7 @@ func (in *Ingester) commit(ctx context.Context, items []Item, sent **sentStates)
 		}
 		// Taken at once, the next page is compared with it; its
 		// revision comes with the ack (settle).
-		in.states[c.id] = k
+		in.states.set(c.id, k)
 	}
 	in.stale = true // until settle
 	*sent = &sentStates{changes: changes, wm: wm}
@@ -654,9 +654,9 @@ func (in *Ingester) settle(ctx context.Context, sent **sentStates) error {
 		case err != nil && first == nil:
 			first = fenced("write state of "+c.id, err)
 		case err == nil:
-			k := in.states[c.id]
+			k, _ := in.states.get(c.id)
 			k.rev = a.Sequence
-			in.states[c.id] = k
+			in.states.set(c.id, k)
 		}
 	}); err != nil {
 		return err

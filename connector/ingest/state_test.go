@@ -59,3 +59,27 @@ func TestValueTable(t *testing.T) {
 		t.Errorf("%d values held for 6 distinct ones: %q", len(tab.vals), tab.vals)
 	}
 }
+
+// TestStateMap: numeric ids and others are kept apart without mixing up
+// ids whose digits would read as the same number.
+func TestStateMap(t *testing.T) {
+	m := newStateMap()
+	ids := []string{"1938475610293847561", "18446744073709551615", "18446744073709551616", "0123", "123", "0", "a-uuid-1", "", "99999999999999999999"}
+	for i, id := range ids {
+		m.set(id, known{rev: uint64(i + 1)})
+	}
+	for i, id := range ids {
+		if k, ok := m.get(id); !ok || k.rev != uint64(i+1) {
+			t.Errorf("%q: %+v, %t", id, k, ok)
+		}
+	}
+	if _, ok := m.get("124"); ok {
+		t.Error("an id never set was found")
+	}
+	if m.len() != len(ids) {
+		t.Errorf("len %d, want %d", m.len(), len(ids))
+	}
+	if n, ok := numericID("1938475610293847561"); !ok || n != 1938475610293847561 {
+		t.Errorf("numericID = %d, %t", n, ok)
+	}
+}
