@@ -15,9 +15,25 @@ import (
 
 // The soak's memory is looked at twice: at a fifth of the traffic (minute 2
 // of 10, once everything has warmed up: caches, pools, goroutine stacks) and
-// at its end (minute 10). Each look records the RSS and the Go heap and
-// writes a heap profile, so that any growth between the two can be
+// at its end (minute 10). Each look records the RSS of every connector
+// replica (each a process of its own, replica.go) and of the soak's own
+// process (the NATS server, the emulator and the callers: the harness), and
+// a heap profile of each, so that any growth between the two can be
 // attributed (go tool pprof -diff_base early.pprof late.pprof).
+
+// memLook is one look: the harness and every replica.
+type memLook struct {
+	Harness  memSnapshot
+	Replicas []replicaMem
+}
+
+// replicaMem is one replica's memory at a look.
+type replicaMem struct {
+	Name    string
+	RSS     int64
+	Profile string
+	Err     error
+}
 
 // memSnapshot is one look at the process's memory.
 type memSnapshot struct {
@@ -60,8 +76,15 @@ func snapshot(at time.Duration, dir, name string) (memSnapshot, error) {
 }
 
 // procStatus reads a "<key>: <n> kB" line of /proc/self/status, in bytes.
-func procStatus(key string) (int64, error) {
-	f, err := os.Open("/proc/self/status")
+func procStatus(key string) (int64, error) { return procStatusFile("/proc/self/status", key) }
+
+// procStatusOf is procStatus of process pid.
+func procStatusOf(pid int, key string) (int64, error) {
+	return procStatusFile("/proc/"+strconv.Itoa(pid)+"/status", key)
+}
+
+func procStatusFile(path, key string) (int64, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
@@ -76,39 +99,77 @@ func procStatus(key string) (int64, error) {
 	return 0, fmt.Errorf("/proc/self/status has no %s", key)
 }
 
+// look takes one look, naming its files with when ("early", "late").
+func (s *soak) look(at time.Duration, when string) memLook {
+	var l memLook
+	for _, r := range s.replicas {
+		m := replicaMem{Name: r.job.Name}
+		m.RSS, m.Err = r.rss()
+		if m.Err == nil {
+			var p string
+			if p, m.Err = r.heapProfile(30 * time.Second); m.Err == nil {
+				m.Profile = filepath.Join(s.o.Profiles, r.job.Name+"-heap-"+when+".pprof")
+				m.Err = os.Rename(p, m.Profile)
+			}
+		}
+		l.Replicas = append(l.Replicas, m)
+	}
+	var err error
+	if l.Harness, err = snapshot(at, s.o.Profiles, "harness-heap-"+when+".pprof"); err != nil {
+		l.Replicas = append(l.Replicas, replicaMem{Name: "harness", Err: err})
+	}
+	return l
+}
+
 // earlySnapshot takes the first look at a fifth of the traffic, unless ctx
 // ends first.
 func (s *soak) earlySnapshot(ctx context.Context, began time.Time) {
-	at := s.o.Duration / 5
-	t := time.NewTimer(time.Until(began.Add(at)))
+	t := time.NewTimer(time.Until(began.Add(s.o.Duration / 5)))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return
 	case <-t.C:
 	}
-	m, err := snapshot(time.Since(began), s.o.Profiles, "soak-heap-early.pprof")
+	l := s.look(time.Since(began), "early")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sum.MemEarly, s.sum.MemErr = m, err
+	s.sum.MemEarly = l
 }
 
 // lateSnapshot takes the second look, at the end of the traffic.
 func (s *soak) lateSnapshot(began time.Time) {
-	m, err := snapshot(time.Since(began), s.o.Profiles, "soak-heap-late.pprof")
+	l := s.look(time.Since(began), "late")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sum.MemLate = m
-	if s.sum.MemErr == nil {
-		s.sum.MemErr = err
-	}
+	s.sum.MemLate = l
 }
 
-// growth is the RSS growth from the early look to the late one, as a
-// fraction; ok is false without both.
-func (s *summary) growth() (g float64, ok bool) {
-	if s.MemEarly.RSS == 0 || s.MemLate.RSS == 0 {
-		return 0, false
+// growth returns each replica's RSS growth from the early look to the late
+// one, as a fraction, and the harness's; ok is false without both looks.
+func (s *summary) growth() (replicas []float64, harness float64, ok bool) {
+	e, l := s.MemEarly, s.MemLate
+	if len(e.Replicas) == 0 || len(e.Replicas) != len(l.Replicas) || e.Harness.RSS == 0 || l.Harness.RSS == 0 {
+		return nil, 0, false
 	}
-	return float64(s.MemLate.RSS-s.MemEarly.RSS) / float64(s.MemEarly.RSS), true
+	for i := range e.Replicas {
+		if e.Replicas[i].RSS == 0 {
+			return nil, 0, false
+		}
+		replicas = append(replicas, float64(l.Replicas[i].RSS-e.Replicas[i].RSS)/float64(e.Replicas[i].RSS))
+	}
+	return replicas, float64(l.Harness.RSS-e.Harness.RSS) / float64(e.Harness.RSS), true
+}
+
+// lookErrors lists what went wrong in the looks.
+func (s *summary) lookErrors() []error {
+	var errs []error
+	for _, l := range []memLook{s.MemEarly, s.MemLate} {
+		for _, r := range l.Replicas {
+			if r.Err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", r.Name, r.Err))
+			}
+		}
+	}
+	return errs
 }

@@ -8,6 +8,15 @@ import (
 	"time"
 )
 
+// TestMain runs a connector replica when this binary is started as one
+// (replica.go), the tests otherwise.
+func TestMain(m *testing.M) {
+	if code, ok := replicaChild(); ok {
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
 // TestSoakBriefly runs the soak's core for 3 seconds, with one nats-server
 // restart and faults changing every half second, so that the command keeps
 // working between real soaks.
@@ -26,13 +35,21 @@ func TestSoakBriefly(t *testing.T) {
 	if !sum.ok() {
 		t.Fatal("the stream does not match the emulator")
 	}
-	for _, m := range []memSnapshot{sum.MemEarly, sum.MemLate} {
-		if _, err := os.Stat(m.Profile); err != nil || m.RSS == 0 || m.HeapInuse == 0 {
-			t.Errorf("memory look %+v: %v", m, err)
+	for _, l := range []memLook{sum.MemEarly, sum.MemLate} {
+		if _, err := os.Stat(l.Harness.Profile); err != nil || l.Harness.RSS == 0 || l.Harness.HeapInuse == 0 {
+			t.Errorf("harness's memory look %+v: %v", l.Harness, err)
+		}
+		if len(l.Replicas) != 2 {
+			t.Errorf("memory look of %d replicas, want 2", len(l.Replicas))
+		}
+		for _, r := range l.Replicas {
+			if _, err := os.Stat(r.Profile); err != nil || r.RSS == 0 {
+				t.Errorf("replica's memory look %+v: %v", r, err)
+			}
 		}
 	}
-	if sum.MemErr != nil {
-		t.Error(sum.MemErr)
+	for _, err := range sum.lookErrors() {
+		t.Error(err)
 	}
 	if sum.Requests == 0 || sum.ByCode[200] == 0 || sum.Restarts != 1 || sum.FaultChanges == 0 || sum.Report.Created < 200 {
 		t.Errorf("the soak did not do its work: %d requests, %d succeeded, %d restarts, %d fault changes, %d threats created",
