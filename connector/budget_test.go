@@ -213,3 +213,29 @@ func countPath(emu *emulator.Emulator, path string) int {
 	}
 	return n
 }
+
+// TestRateLimitedSlowsTheBudget: a 429 from SentinelOne reaches the
+// console's budget through the client (the share drops, here from 1 to the
+// budget's decrease), and the rate recovers afterwards.
+func TestRateLimitedSlowsTheBudget(t *testing.T) {
+	env := testenv.Start(t, func(c *config.Config) {
+		m := c.Consoles["main"]
+		m.RateLimit.PerSecond, m.RateLimit.Burst = 10, 10
+		c.Consoles["main"] = m
+	})
+	if err := env.Emu.Inject(emulator.Fault{Path: emulator.PathAgents, Kind: emulator.FaultRateLimit, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// The retry after the 429 answers.
+	if r := env.Call(t, handlers.ActionAgentsList, `{"limit":1}`); r.Err != nil {
+		t.Fatalf("agents.list: %v", r.Err)
+	}
+	s, ok := budgetShare(t, env.Connector, "main")
+	if !ok || s > 0.6 {
+		t.Fatalf("share after a 429: %v (series present: %t), want the budget halved", s, ok)
+	}
+	testenv.WaitFor(t, 30*time.Second, "the budget to recover", func() bool {
+		s, _ := budgetShare(t, env.Connector, "main")
+		return s > 0.9
+	})
+}
