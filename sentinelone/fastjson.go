@@ -13,9 +13,10 @@ import (
 // page four times over: it validates the whole body, skips over each item
 // to find its end, and each item's UnmarshalJSON validates it again and
 // then decodes it, stepping byte by byte through the many members it does
-// not want. Here the body is validated once, recording where each item of
-// data lies, and each item's members are then read with a scan that can
-// rely on the JSON being valid. Only the shapes consoles send are read
+// not want. Here the body is checked once, and each item is read as it is
+// checked: a member the item reads is decoded right after its value has
+// been checked (nested objects it reads, member by member, likewise), and
+// the others are not looked at again. Only the shapes consoles send are read
 // this way; on anything else (a member name differing only in case, a
 // repeated member, an escaped name, a value of an unexpected type) the fast
 // path says no and encoding/json decodes the page as before, so the result
