@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"testing"
@@ -20,10 +21,18 @@ import (
 // number as data, and returns the sequence of each object's last event.
 func publishVersions(t *testing.T, st *Store, n, versions int) map[string]uint64 {
 	t.Helper()
+	last, err := tryPublishVersions(st, n, versions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return last
+}
+
+func tryPublishVersions(st *Store, n, versions int) (map[string]uint64, error) {
 	ctx := context.Background()
 	last := map[string]uint64{}
 	b := st.NewBatch()
-	var subjs []string
+	var ids []string
 	for v := range versions {
 		for i := range n {
 			id := strconv.Itoa(1_000_000 + i)
@@ -33,20 +42,24 @@ func publishVersions(t *testing.T, st *Store, n, versions int) map[string]uint64
 			}
 			subj := st.Subjects().ThreatEvent("main", id, kind, to)
 			if err := b.Publish(&nats.Msg{Subject: subj, Data: []byte(strconv.Itoa(v))}); err != nil {
-				t.Fatal(err)
+				_ = b.Wait(ctx, func(int, *jetstream.PubAck, error) {})
+				return nil, err
 			}
-			subjs = append(subjs, id)
+			ids = append(ids, id)
 		}
 	}
+	var first error
 	if err := b.Wait(ctx, func(i int, a *jetstream.PubAck, err error) {
-		if err != nil {
-			t.Fatalf("publish %d: %v", i, err)
+		if err != nil && first == nil {
+			first = fmt.Errorf("publish %d: %w", i, err)
 		}
-		last[subjs[i]] = max(last[subjs[i]], a.Sequence)
+		if err == nil {
+			last[ids[i]] = max(last[ids[i]], a.Sequence)
+		}
 	}); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return last
+	return last, first
 }
 
 // checkLast checks that msgs hold, for every object of want, its last
@@ -118,7 +131,7 @@ func TestLastEventsOnACluster(t *testing.T) {
 		t.Skip("starts a three-node cluster")
 	}
 	c := testparts.NATSCluster(t, 3)
-	nc, err := nats.Connect(c.URL(), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(c.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +160,20 @@ func TestLastEventsOnACluster(t *testing.T) {
 			}
 			c.Stop(follower)
 		}
-		for id, seq := range publishVersions(t, st, 200, 2+round) {
+		// The client may be reconnecting to another node: publish again
+		// until every event is acknowledged (the last sequences are those
+		// of the last attempt).
+		var last map[string]uint64
+		for try := 0; ; try++ {
+			testparts.WaitFor(t, 30*time.Second, "the client to be connected", nc.IsConnected)
+			if last, err = tryPublishVersions(st, 200, 2+round); err == nil {
+				break
+			}
+			if try == 5 {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		for id, seq := range last {
 			want[id] = seq
 		}
 		if follower >= 0 {
