@@ -26,8 +26,8 @@ import (
 const (
 	backlog          = 100000                // threats seeded, created events expected
 	alertBacklog     = 50000                 // Unified Alerts seeded for the alert run
-	targetIngestRate = 0.50                  // s1bridge objects/s at least half the raw JetStream publish rate
-	targetRSS        = 150 << 20             // peak RSS of the connector while ingesting the backlog
+	targetIngestRate = 0.60                  // s1bridge objects/s at least 60% of the raw JetStream publish rate
+	targetRSS        = 80 << 20              // peak RSS of the connector while ingesting the backlog
 	rawStream        = "S1_BENCH_RAW"        // the raw publisher's stream, configured as the events stream
 	rawPrefix        = "s2"                  // its subject prefix: as long as s1, so subjects are as long
 	sampleEvents     = 256                   // events read back for their headers and subject lengths
@@ -80,7 +80,7 @@ func (r ingestResult) ratio() float64 { return r.bridge.rate() / r.raw.rate() }
 // the connector's peak RSS. NATS and the emulators (one per backlog) run in
 // this process; the connectors and the raw publishers run as child
 // processes, so that RSS and CPU are theirs alone. Targets, for each
-// backlog: at least 50% of the raw rate, at most 150 MiB. Each iteration is
+// backlog: at least 60% of the raw rate, at most 80 MiB. Each iteration is
 // one whole measurement of both from an empty store; run it with
 // -benchtime 1x.
 func BenchmarkIngestBacklog(b *testing.B) {

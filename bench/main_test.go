@@ -76,6 +76,13 @@ func runChild(role string) int {
 			return 1
 		}
 		defer pprof.StopCPUProfile()
+		// And the heap as the run leaves it (the states it keeps).
+		defer func() {
+			if h, err := os.Create(filepath.Join(dir, role+".heap.pprof")); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(h, 0)
+				h.Close()
+			}
+		}()
 	}
 	var err error
 	if role == roleConnector {

@@ -22,6 +22,18 @@ import (
 type path struct {
 	name string
 	call func(context.Context) error
+	// forCaller, when set, gives concurrent caller i (from 0) a call of its
+	// own, e.g. on a NATS connection of its own, as each caller of the
+	// direct HTTP path has a connection of its own from the client's pool.
+	forCaller func(i int) func(context.Context) error
+}
+
+// caller returns the path as concurrent caller i makes it.
+func (p path) caller(i int) path {
+	if p.forCaller != nil {
+		p.call = p.forCaller(i)
+	}
+	return p
 }
 
 // callTimeout bounds one call of any path, so a wedged run fails instead of
@@ -115,8 +127,14 @@ func load(ctx context.Context, p path, callers int, d time.Duration) (stats, err
 	)
 	start := time.Now()
 	end := start.Add(d)
-	for range callers {
+	for i := range callers {
+		p := p.caller(i)
 		wg.Go(func() {
+			// A context of its own: the calls' timeouts then register
+			// with it, not all with one parent (whose lock they would
+			// contend for).
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
 			var mine []time.Duration
 			for !stop.Load() && time.Now().Before(end) {
 				t := time.Now()

@@ -157,7 +157,8 @@ type (
 		Timeout time.Duration `koanf:"timeout"`
 		// Retry governs retries of failed calls.
 		Retry Retry `koanf:"retry"`
-		// RateLimit caps calls to this console, shared by every path.
+		// RateLimit caps calls to this console from the whole deployment,
+		// shared by every path and every replica (DESIGN.md §14).
 		RateLimit RateLimit `koanf:"rate_limit"`
 		// Actions restricts the actions this console serves.
 		Actions Actions `koanf:"actions"`

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/s1bridge/s1bridge/config"
+	"github.com/s1bridge/s1bridge/connector/budget"
 	"github.com/s1bridge/s1bridge/connector/ce"
 	"github.com/s1bridge/s1bridge/connector/credentials"
 	"github.com/s1bridge/s1bridge/connector/ingest"
@@ -78,6 +79,8 @@ type Connector struct {
 	closers  []func()
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup // background loops: ingestion, monitors
+	// budgetCancel ends the consoles' budgets (stopBudgets).
+	budgetCancel context.CancelFunc
 }
 
 // console is what the connector runs for one console.
@@ -86,6 +89,9 @@ type console struct {
 	cfg    config.Console
 	env    *handlers.Env
 	health *consoleHealth
+	// budget is this replica's share of the console's rate_limit, which
+	// the client waits on (DESIGN.md §14).
+	budget *budget.Budget
 	// ingest holds one ingester per source, threats first.
 	ingest   []*ingest.Ingester
 	monitors *monitor.Set
@@ -173,7 +179,11 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Connector, erro
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	c := &Connector{cfg: cfg, log: log, subj: subj, holder: host + "-" + nuid.Next()[:8], metrics: newMetrics()}
+	// The suffix comes from a generator of its own: the first characters of
+	// nuid.Next() are the process-wide generator's prefix, the same for every
+	// connector of a process, which would make two replicas in one process
+	// one holder (of leases, and of a budget share).
+	c := &Connector{cfg: cfg, log: log, subj: subj, holder: host + "-" + nuid.New().Next()[:8], metrics: newMetrics()}
 	c.metrics.reg.MustRegister(prometheus.CollectorFunc(c.collectReady))
 	for _, o := range opts {
 		o(&c.opts)
@@ -221,9 +231,9 @@ func (c *Connector) Subjects() subjects.Subjects { return c.subj }
 
 // Start connects to NATS (starting the embedded server when nats.url is
 // empty), opens the stream and buckets, builds a SentinelOne client, the
-// ingesters and the monitors per console, registers every action endpoint
-// and starts the background loops. On error the caller should still call
-// Stop.
+// ingesters and the monitors per console, joins each console's rate budget,
+// registers every action endpoint and starts the background loops. On
+// error the caller should still call Stop.
 func (c *Connector) Start(ctx context.Context) error {
 	if err := c.connect(); err != nil {
 		return err
@@ -247,6 +257,10 @@ func (c *Connector) Start(ctx context.Context) error {
 	c.mu.Lock()
 	c.st, c.consoles = st, consoles
 	c.mu.Unlock()
+	// Each client sends nothing before its console's budget has joined.
+	if err := c.startBudgets(); err != nil {
+		return err
+	}
 	c.checkTokens(ctx, consoles)
 	if err := c.register(); err != nil {
 		return err
@@ -363,6 +377,10 @@ func (c *Connector) buildConsoles(st *store.Store) (map[string]*console, error) 
 		log := c.log.With("console", name)
 		health := &consoleHealth{}
 		mobs := c.metrics.clientObserver(name)
+		b, err := c.newBudget(name, cc, st, log)
+		if err != nil {
+			return nil, err
+		}
 		obs := sentinelone.ObserverFuncs{
 			OnRequestDone:   func(e sentinelone.RequestEvent) { mobs.RequestDone(e); health.observe(e) },
 			OnRetry:         mobs.Retry,
@@ -380,12 +398,12 @@ func (c *Connector) buildConsoles(st *store.Store) (map[string]*console, error) 
 			MaxConns:      c.cfg.Service.MaxInFlight,
 			Logger:        log,
 			UserAgent:     "s1bridge/" + Version,
-		}, append([]sentinelone.Option{sentinelone.WithObserver(obs)}, c.opts.clientOpts...)...)
+		}, append([]sentinelone.Option{sentinelone.WithObserver(obs), sentinelone.WithLimiter(b.Limiter())}, c.opts.clientOpts...)...)
 		if err != nil {
 			return nil, fmt.Errorf("consoles.%s: %w", name, err)
 		}
 		cs := &console{
-			name: name, cfg: cc, health: health,
+			name: name, cfg: cc, health: health, budget: b,
 			env: &handlers.Env{
 				Console: name, Client: client, MaxReplyBytes: maxReply,
 				DryRun: c.cfg.Service.DryRun, MaxTargets: cc.Actions.MaxTargets, Logger: log, Runtime: c,
@@ -505,6 +523,10 @@ func (c *Connector) Stop(ctx context.Context) error {
 		if err := c.svc.stop(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			errs = append(errs, err)
 		}
+	}
+	// Nothing calls SentinelOne any more: give the budget to the others.
+	if err := c.stopBudgets(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	for i := len(c.closers) - 1; i >= 0; i-- {
 		c.closers[i]()

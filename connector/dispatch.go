@@ -28,8 +28,18 @@ type route struct {
 // dispatcher runs action requests on a bounded pool of goroutines. One
 // dispatcher serves every endpoint of a process, so max_in_flight bounds the
 // whole process, not one action.
+//
+// The goroutines are workers that stay for the next request (until idle for
+// workerIdle, or the process stops) rather than one new goroutine per
+// request: a request's call chain (middlewares, handler, HTTP client, JSON)
+// grows a new goroutine's stack several times over, and each growth copies
+// the stack, which cost more than all of s1bridge's own work on a request.
+// Each worker also derives its requests' contexts from a context of its own,
+// so that concurrent requests do not all take the lock of one parent
+// context to register and remove their children.
 type dispatcher struct {
 	slots    chan struct{}
+	work     chan job // hands a request to an idle worker
 	inflight sync.WaitGroup
 	stopping chan struct{} // closed when the process begins to stop
 	// workCtx is cancelled when the drain timeout passes: requests still
@@ -37,20 +47,31 @@ type dispatcher struct {
 	workCtx    context.Context
 	cancelWork context.CancelFunc
 	stopOnce   sync.Once
+	workers    sync.WaitGroup
 }
+
+// job is one request for a worker.
+type job struct {
+	r   *route
+	req *middleware.Request
+}
+
+// workerIdle is how long a worker waits for another request before it ends.
+const workerIdle = 10 * time.Second
 
 func newDispatcher(maxInFlight int) *dispatcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &dispatcher{
-		slots: make(chan struct{}, maxInFlight), stopping: make(chan struct{}),
+		slots: make(chan struct{}, maxInFlight), work: make(chan job), stopping: make(chan struct{}),
 		workCtx: ctx, cancelWork: cancel,
 	}
 }
 
 // handle is the subscription callback. It waits for a free slot (that wait is
-// the backpressure: messages queue in the client meanwhile) and serves the
-// request on its own goroutine. Time spent waiting counts against the
-// request's deadline: a request whose deadline passed in the queue gets 408.
+// the backpressure: messages queue in the client meanwhile) and hands the
+// request to an idle worker, or to a new one. Time spent waiting counts
+// against the request's deadline: a request whose deadline passed in the
+// queue gets 408.
 func (d *dispatcher) handle(r *route, m *nats.Msg) {
 	req := &middleware.Request{Action: r.action, Env: r.env, Denied: r.denied, Msg: m, Received: time.Now()}
 	select {
@@ -60,11 +81,40 @@ func (d *dispatcher) handle(r *route, m *nats.Msg) {
 		return
 	}
 	d.inflight.Add(1)
-	go func() {
-		defer d.inflight.Done()
-		defer func() { <-d.slots }()
-		_, _ = r.serve(d.workCtx, req)
-	}()
+	j := job{r, req}
+	select {
+	case d.work <- j:
+	default:
+		d.workers.Add(1)
+		go d.worker(j)
+	}
+}
+
+// worker serves j, then the requests handed to it, until it has been idle
+// for workerIdle or the process stops.
+func (d *dispatcher) worker(j job) {
+	defer d.workers.Done()
+	ctx, cancel := context.WithCancel(d.workCtx)
+	defer cancel()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		d.serve(ctx, j)
+		idle.Reset(workerIdle)
+		select {
+		case j = <-d.work:
+		case <-idle.C:
+			return
+		case <-d.stopping:
+			return
+		}
+	}
+}
+
+func (d *dispatcher) serve(ctx context.Context, j job) {
+	defer d.inflight.Done()
+	defer func() { <-d.slots }()
+	_, _ = j.r.serve(ctx, j.req)
 }
 
 // beginStop stops taking work from the queue: callers waiting for a slot are
@@ -73,8 +123,9 @@ func (d *dispatcher) beginStop() { d.stopOnce.Do(func() { close(d.stopping) }) }
 
 // wait waits for the requests in flight, at most until ctx ends; then the
 // ones still running are cancelled (they answer 503) and wait returns once
-// they have replied.
+// they have replied. The workers have ended when it returns.
 func (d *dispatcher) wait(ctx context.Context) error {
+	defer d.workers.Wait()
 	done := make(chan struct{})
 	go func() { d.inflight.Wait(); close(done) }()
 	select {

@@ -215,6 +215,17 @@ func (m *metrics) Replayed(console string) { m.replays.WithLabelValues(console).
 // the first read.
 func (m *metrics) initToken(console string) { m.tokenExpiry.WithLabelValues(console).Set(0) }
 
+// budgetShare exports share, this replica's share of console's rate budget
+// (budget.Budget.Share), as s1bridge_upstream_budget_share{console}. It is
+// read at every scrape, so the series exists from the console's start.
+func (m *metrics) budgetShare(console string, share func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "s1bridge_upstream_budget_share",
+		Help:        "Fraction (0 to 1) of the console's rate_limit this replica may use now; over the live replicas it adds up to 1, less after SentinelOne answered 429.",
+		ConstLabels: prometheus.Labels{"console": console},
+	}, share))
+}
+
 // clientObserver counts one console's SentinelOne calls, and initialises
 // the console's series (initConsole).
 func (m *metrics) clientObserver(console string) sentinelone.Observer {

@@ -18,6 +18,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/s1bridge/s1bridge/sentinelone"
 )
@@ -285,8 +286,21 @@ func jsonPath(t reflect.Type, field string) string {
 }
 
 // jsonFields maps the JSON names of t's fields, embedded structs' fields
-// included, to their types.
+// included, to their types. The map is made once per type (every request
+// is checked against its type's fields) and must not be changed.
 func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if m, ok := fieldsCache.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m := visibleJSONFields(t)
+	fieldsCache.Store(t, m)
+	return m
+}
+
+// fieldsCache holds jsonFields' maps by type.
+var fieldsCache sync.Map // reflect.Type → map[string]reflect.Type
+
+func visibleJSONFields(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
 	for _, f := range reflect.VisibleFields(t) {
 		if !f.IsExported() || f.Anonymous && f.Tag.Get("json") == "" && f.Type.Kind() == reflect.Struct {

@@ -121,6 +121,20 @@ func (r *ListReply) AppendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
+// SizeHint returns at least the length AppendJSON writes, so that the reply
+// is encoded into one buffer of the right size: a page of items is tens or
+// hundreds of kilobytes, and growing a buffer to fit copies it again.
+func (r *ListReply) SizeHint() int {
+	n := len(`{"items":[],"nextCursor":null,"totalItems":-9223372036854775808,"truncated":false}`) + len(r.Items)
+	for _, it := range r.Items {
+		n += len(it)
+	}
+	if r.NextCursor != nil {
+		n += 6 * len(*r.NextCursor) // quoted; an escape (\u003c) is at most 6 bytes a byte
+	}
+	return n + 64
+}
+
 // replyBudget measures a list reply against Env.MaxReplyBytes.
 type replyBudget struct {
 	max      int    // 0: unbounded

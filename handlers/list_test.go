@@ -288,3 +288,22 @@ func TestListWarnsOnlyOnARepeatedCursor(t *testing.T) {
 		t.Errorf("nextCursor %q after a repeated cursor, want null", *got.NextCursor)
 	}
 }
+
+// TestSizeHint: a list reply's size hint is never below what AppendJSON
+// writes (the connector sizes the reply's buffer with it).
+func TestSizeHint(t *testing.T) {
+	cursor := func(s string) *string { return &s }
+	for _, r := range []*ListReply{
+		{Items: []json.RawMessage{}},
+		{Items: []json.RawMessage{json.RawMessage(`{"id":"1"}`), json.RawMessage(`[1,2,3]`)}, NextCursor: cursor("YWJj"), TotalItems: 2},
+		{Items: []json.RawMessage{json.RawMessage(`{}`)}, NextCursor: cursor(strings.Repeat("<", 100) + "\"\\\n\u2028"), TotalItems: -1 << 63, Truncated: true},
+	} {
+		if n, hint := len(r.AppendJSON(nil)), r.SizeHint(); hint < n {
+			t.Errorf("SizeHint %d < %d bytes written for %+v", hint, n, r)
+		}
+		s := &SitesListReply{ListReply: *r, AllSites: json.RawMessage(`{"activeLicenses":3,"totalLicenses":10}`)}
+		if n, hint := len(s.AppendJSON(nil)), s.SizeHint(); hint < n {
+			t.Errorf("sites: SizeHint %d < %d bytes written", hint, n)
+		}
+	}
+}

@@ -48,6 +48,11 @@ func (r *SitesListReply) AppendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
+// SizeHint returns at least the length AppendJSON writes.
+func (r *SitesListReply) SizeHint() int {
+	return r.ListReply.SizeHint() + len(`,"allSites":null`) + len(r.AllSites)
+}
+
 // allSitesKey is the JSON name of SitesListReply.AllSites.
 const allSitesKey = "allSites"
 

@@ -175,7 +175,7 @@ func (cs *call) readBody(resp *http.Response) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		limit = errorBodyLimit
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	b, err := readAll(io.LimitReader(resp.Body, limit+1), resp.ContentLength, limit)
 	resp.Body.Close()
 	if err != nil {
 		return fmt.Errorf("reading body: %w", err)
@@ -275,4 +275,30 @@ func decodeData(body []byte, v any) error {
 		return errors.New("response has no data member")
 	}
 	return json.Unmarshal(env.Data, v)
+}
+
+// readAll is io.ReadAll reading into one buffer of the announced size when
+// there is one (at most limit): io.ReadAll starts at 512 bytes and doubles,
+// which for a 4 MB page of threats allocates and copies twice the page.
+func readAll(r io.Reader, size, limit int64) ([]byte, error) {
+	if size <= 0 || size > limit {
+		return io.ReadAll(r)
+	}
+	// One more byte than announced, so that the read which finds the end
+	// does not have to grow the buffer.
+	b := make([]byte, 0, size+1)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			// Longer than announced: let append grow it.
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }

@@ -14,7 +14,8 @@ import (
 const MaxLimit = 1000
 
 // Page is one page of a list. Items keep the console's bytes in their Raw
-// field. NextCursor is "" on the last page, whichever way the console said
+// field, which may share the memory of the whole answer: treat it as
+// read-only, and copy it to keep one item long after the page. NextCursor is "" on the last page, whichever way the console said
 // so (null, "" or "null").
 type Page[T any] struct {
 	Items      []T
@@ -42,11 +43,22 @@ type listEnvelope struct {
 
 // decodePage decodes a list answer whose data is an array of T.
 //
-// The common answer (data an array) decodes in one pass, items included: a
-// page of 1000 threats is 4 MB, and a second pass over a json.RawMessage
-// costs as much again. Anything else (data missing, null or not an array)
-// falls back to the two-pass path, which says what is wrong.
+// Items with a one-pass decoder (fastItem: threats, agents) are read by
+// fastPage when the answer has the usual shape; their Raw then shares the
+// body's memory. Otherwise the common answer (data an array) decodes with
+// encoding/json in one call, items included: a page of 1000 threats is
+// 4 MB, and a second pass over a json.RawMessage costs as much again.
+// Anything else (data missing, null or not an array) falls back to the
+// two-pass path, which says what is wrong.
 func decodePage[T any](body []byte) (*Page[T], error) {
+	if p, ok := fastPage[T](body); ok {
+		return p, nil
+	}
+	return decodePageJSON[T](body)
+}
+
+// decodePageJSON is decodePage with encoding/json only.
+func decodePageJSON[T any](body []byte) (*Page[T], error) {
 	var fast struct {
 		Data       *[]T `json:"data"`
 		Pagination struct {

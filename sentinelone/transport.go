@@ -52,18 +52,28 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	start := time.Now()
 	resp, err := c.transport.RoundTrip(req.WithContext(actx))
-	attrs := []slog.Attr{slog.String("method", cs.method), slog.String("path", cs.path), slog.Int("attempt", attempt),
-		slog.Duration("duration", time.Since(start))}
-	if tc, ok := traceFrom(ctx); ok {
-		attrs = append(attrs, slog.String(HeaderTraceParent, tc.parent))
+	// The attempt's record is built only when debug is on: every call to
+	// the console passes here.
+	var attrs []slog.Attr
+	logged := c.log.Enabled(ctx, slog.LevelDebug)
+	if logged {
+		attrs = []slog.Attr{slog.String("method", cs.method), slog.String("path", cs.path), slog.Int("attempt", attempt),
+			slog.Duration("duration", time.Since(start))}
+		if tc, ok := traceFrom(ctx); ok {
+			attrs = append(attrs, slog.String(HeaderTraceParent, tc.parent))
+		}
 	}
 	if err != nil {
 		cancel()
-		c.log.LogAttrs(ctx, slog.LevelDebug, "sentinelone attempt", append(attrs, slog.String("error", c.redactCall(cs, err.Error())))...)
+		if logged {
+			c.log.LogAttrs(ctx, slog.LevelDebug, "sentinelone attempt", append(attrs, slog.String("error", c.redactCall(cs, err.Error())))...)
+		}
 		return nil, err
 	}
-	c.log.LogAttrs(ctx, slog.LevelDebug, "sentinelone attempt", append(attrs,
-		slog.Int("status", resp.StatusCode), slog.String("rqid", resp.Header.Get(HeaderRequestID)))...)
+	if logged {
+		c.log.LogAttrs(ctx, slog.LevelDebug, "sentinelone attempt", append(attrs,
+			slog.Int("status", resp.StatusCode), slog.String("rqid", resp.Header.Get(HeaderRequestID)))...)
+	}
 	if resp.StatusCode == http.StatusTooManyRequests {
 		c.limiter.RateLimited()
 	}

@@ -59,6 +59,20 @@ func (a *attrs) set(i int, v string) {
 // carries it as correlationid. The returned Event may share memory with
 // data; see Event.
 func Decode(header nats.Header, data []byte) (Event, error) {
+	return decode(header, data, true)
+}
+
+// DecodeReply is Decode for a binary-mode event whose reader parses the
+// data itself, a reply s1bridge sent: the attributes are checked as Decode
+// checks them, but the data is not scanned for valid JSON first (the
+// reader's own unmarshal fails on anything else), which for a large list
+// reply would be a second pass over every byte. Other modes are decoded
+// exactly as Decode does.
+func DecodeReply(header nats.Header, data []byte) (Event, error) {
+	return decode(header, data, false)
+}
+
+func decode(header nats.Header, data []byte, checkData bool) (Event, error) {
 	var (
 		ct     string
 		hasCT  bool
@@ -92,7 +106,7 @@ func Decode(header nats.Header, data []byte) (Event, error) {
 		return Event{}, &FieldError{Field: subjects.HeaderContentType,
 			Reason: "unsupported event format; only " + subjects.ContentTypeCloudEvent + " is read"}
 	case binary:
-		ev, err = decodeBinary(header, ct, hasCT, data)
+		ev, err = decodeBinary(header, ct, hasCT, data, checkData)
 	default:
 		ev, err = decodePlain(ct, hasCT, data)
 	}
@@ -309,7 +323,7 @@ func structuredExtension(ev *Event, absent *[]string, key, str string, vs, ve in
 	return nil
 }
 
-func decodeBinary(header nats.Header, ct string, hasCT bool, data []byte) (Event, error) {
+func decodeBinary(header nats.Header, ct string, hasCT bool, data []byte, checkData bool) (Event, error) {
 	ev := Event{Mode: ModeBinary}
 	var a attrs
 	for k, vs := range header {
@@ -372,7 +386,7 @@ func decodeBinary(header nats.Header, ct string, hasCT bool, data []byte) (Event
 		dctField = subjects.HeaderContentType
 	}
 	ev.Data = data
-	if err := finish(&ev, &a, subjects.HeaderCEPrefix, dctField, true); err != nil {
+	if err := finish(&ev, &a, subjects.HeaderCEPrefix, dctField, checkData); err != nil {
 		return Event{Mode: ModeBinary}, err
 	}
 	return ev, nil

@@ -490,3 +490,33 @@ func TestDecodeErrorKeepsID(t *testing.T) {
 		t.Errorf("plain: %+v %v", ev, err)
 	}
 }
+
+// TestDecodeReply: DecodeReply checks a binary event's attributes as Decode
+// does and leaves the data to its reader: the same event, data included,
+// when the data is JSON; no refusal when it is not (Decode refuses it).
+func TestDecodeReply(t *testing.T) {
+	ev := Event{SpecVersion: "1.0", ID: "r-1", Source: "/s1bridge/main", Type: "s1bridge.agents.list.response",
+		DataContentType: "application/json", Extensions: map[string]string{"correlationid": "q-1"}, Data: []byte(`{"items":[]}`)}
+	h, data, err := Encode(ev, ModeBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Decode(h, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeReply(h, data)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("DecodeReply = %+v, %v; Decode = %+v", got, err, want)
+	}
+	if _, err := DecodeReply(h, []byte(`{"items":[`)); err != nil {
+		t.Errorf("DecodeReply checked the data: %v", err)
+	}
+	if _, err := Decode(h, []byte(`{"items":[`)); err == nil {
+		t.Error("Decode accepted data that is not JSON")
+	}
+	h.Del("ce-id")
+	if _, err := DecodeReply(h, data); err == nil || !strings.Contains(err.Error(), "ce-id") {
+		t.Errorf("DecodeReply of an event without an id: %v, want an error naming ce-id", err)
+	}
+}

@@ -18,14 +18,15 @@
 //  4. Per page: publish the events asynchronously and wait for every ack;
 //     only then write the new states (compare-and-set on each key's
 //     revision), and only then move the watermark (subjects.CursorKey,
-//     compare-and-set too).
+//     compare-and-set too). A page's states are acknowledged while the next
+//     page's events are published (see commit).
 //
 // A crash between 4's steps leaves the state behind the stream, never ahead:
 // the next leader recomputes the same events with the same ids and the
 // stream's duplicate window (streams.events.duplicates) drops them. Until
 // its first complete poll, a new leader (or one whose commit failed) takes
 // an object's state from the object's last event in the stream when that is
-// newer than the stored state (see recoverState). A replica that lost its
+// newer than the stored state (see recoverStates). A replica that lost its
 // lease fails its next compare-and-set and stops, releasing the lease.
 package ingest
 
@@ -37,6 +38,7 @@ import (
 	"iter"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +50,7 @@ import (
 	"github.com/s1bridge/s1bridge/connector/lease"
 	"github.com/s1bridge/s1bridge/connector/store"
 	"github.com/s1bridge/s1bridge/handlers"
+	"github.com/s1bridge/s1bridge/sentinelone"
 	"github.com/s1bridge/s1bridge/subjects"
 )
 
@@ -112,6 +115,9 @@ type Ingester struct {
 	obs    Observer
 	// dataStart opens an event's data: {"<entity>":
 	dataStart []byte
+	// eventsPrefix begins the subject of every event of the source:
+	// <prefix>.<console>.event.<entity>.
+	eventsPrefix string
 	// The CloudEvents types, made once rather than per event: of the
 	// created event, of a change of each field, of a change to resolved.
 	createdType, resolvedType string
@@ -127,9 +133,14 @@ type Ingester struct {
 	halt   *Halt
 
 	// Owned by the leading goroutine.
-	states map[string]*state
-	curRev uint64
-	batch  *store.Batch
+	states stateMap
+	values valueTable // the values states refer to
+	// stale is set while states holds states sent and not yet
+	// acknowledged (commit): after a failure they are reloaded.
+	stale   bool
+	curRev  uint64
+	batch   *store.Batch // events
+	stBatch *store.Batch // states
 	// recovering is set from taking the lease until a poll completes: an
 	// object's events may then be in the stream without its state, written
 	// by a leader that crashed (or a commit that failed) in between (see
@@ -144,7 +155,7 @@ type Ingester struct {
 func New(cfg Config) *Ingester {
 	in := &Ingester{
 		cfg: cfg, src: cfg.Source, entity: cfg.Source.Entity(), fields: cfg.Source.Fields(),
-		subj: cfg.Store.Subjects(), obs: cfg.Observer, batch: cfg.Store.NewBatch(), mode: cfg.Mode,
+		subj: cfg.Store.Subjects(), obs: cfg.Observer, mode: cfg.Mode,
 	}
 	if in.mode == 0 {
 		in.mode = ce.ModeBinary
@@ -156,6 +167,7 @@ func New(cfg Config) *Ingester {
 		in.obs = nopObserver{}
 	}
 	in.dataStart = append(appendString([]byte("{"), string(in.entity)), ':')
+	in.eventsPrefix = strings.TrimSuffix(in.subj.EntityEvents(cfg.Console, in.entity, "x"), "x.>")
 	in.createdType, in.resolvedType = subjects.CreatedType(in.entity), subjects.ResolvedType(in.entity)
 	for i, f := range in.fields {
 		in.changedTypes[i] = subjects.ChangedType(in.entity, f.Kind)
@@ -178,6 +190,9 @@ func (in *Ingester) kv() jetstream.KeyValue { return in.cfg.Store.KV(subjects.Bu
 // Run takes part in the lease election until ctx ends, polling while it
 // leads.
 func (in *Ingester) Run(ctx context.Context) {
+	// Background work: under contention for the console's budget, the
+	// actions' calls go first (DESIGN.md §14).
+	ctx = sentinelone.WithLane(ctx, sentinelone.LaneBackground)
 	l := lease.New(in.cfg.Store.KV(subjects.BucketLeases), in.leaseKey(), in.cfg.Holder, in.cfg.LeaseTTL, in.cfg.Log)
 	l.Hold(ctx, in.lead)
 }
@@ -212,6 +227,16 @@ func (in *Ingester) lead(ctx context.Context) {
 	}
 	backoff := time.Second
 	for {
+		if in.stale {
+			// A poll failed with states sent and not acknowledged: take
+			// them from KV again, as a new leader would.
+			if err := in.load(ctx); err != nil {
+				if ctx.Err() == nil {
+					in.cfg.Log.Error("ingest: could not reload state; giving up the lease", "error", err)
+				}
+				return
+			}
+		}
 		err := in.poll(ctx)
 		wait := in.cfg.Interval
 		if ctx.Err() != nil {
@@ -276,7 +301,10 @@ func fenced(what string, err error) error {
 
 // load reads the cursor and every known state of the console's objects.
 func (in *Ingester) load(ctx context.Context) error {
-	in.states = map[string]*state{}
+	in.states = newStateMap()
+	in.stale = false
+	// Fresh batches: a failed poll may have left publishes unacknowledged.
+	in.batch, in.stBatch = in.cfg.Store.NewBatch(), in.cfg.Store.NewBatch()
 	in.curRev = 0
 	e, err := in.kv().Get(ctx, in.cursorKey())
 	switch {
@@ -296,13 +324,13 @@ func (in *Ingester) load(ctx context.Context) error {
 	// leader failed within its first page: recover as after any failure.
 	in.recovering = !in.snapshot().Watermark.IsZero()
 	if !in.recovering {
-		_, err := in.cfg.Store.Events().GetLastMsgForSubject(ctx, in.subj.EntityEvents(in.cfg.Console, in.entity, "*"))
-		switch {
-		case err == nil:
-			in.recovering = true
-		case !errors.Is(err, jetstream.ErrMsgNotFound):
+		// From the stream's leader: a replica that has not yet received a
+		// failed leader's events would make this one take them for none.
+		m, err := in.cfg.Store.LastEvent(ctx, in.subj.EntityEvents(in.cfg.Console, in.entity, "*"))
+		if err != nil {
 			return fmt.Errorf("look for earlier events: %w", err)
 		}
+		in.recovering = m != nil
 	}
 	w, err := in.kv().Watch(ctx, subjects.StateKeys(in.cfg.Console, in.entity), jetstream.IgnoreDeletes())
 	if err != nil {
@@ -320,7 +348,7 @@ func (in *Ingester) load(ctx context.Context) error {
 				return errors.New("state watcher closed")
 			}
 			if e == nil { // all current values delivered
-				in.cfg.Log.Info("ingest: state loaded", "source", in.entity, "objects", len(in.states), "watermark", in.snapshot().Watermark)
+				in.cfg.Log.Info("ingest: state loaded", "source", in.entity, "objects", in.states.len(), "watermark", in.snapshot().Watermark)
 				return nil
 			}
 			s, err := decodeState(in.fields, e.Value(), buf)
@@ -328,7 +356,7 @@ func (in *Ingester) load(ctx context.Context) error {
 				return fmt.Errorf("state %s: %w", e.Key(), err)
 			}
 			s.rev = e.Revision()
-			in.states[e.Key()[prefix:]] = &s
+			in.states.set(e.Key()[prefix:], in.values.keep(&s))
 		}
 	}
 }
@@ -370,6 +398,7 @@ func (in *Ingester) poll(ctx context.Context) (err error) {
 		in.obs.PollDone(in.cfg.Console, in.entity, Progress{Watermark: c.Watermark, PollStartedAt: c.PollStartedAt}, err)
 	}()
 	pages, objects := 0, 0
+	var sent *sentStates
 	for page, err := range prefetch(ctx, func(ctx context.Context) iter.Seq2[[]Item, error] {
 		return in.src.Pages(ctx, from, in.cfg.PageSize)
 	}) {
@@ -378,9 +407,12 @@ func (in *Ingester) poll(ctx context.Context) (err error) {
 		}
 		pages++
 		objects += len(page)
-		if err := in.commit(ctx, page); err != nil {
+		if err := in.commit(ctx, page, &sent); err != nil {
 			return err
 		}
+	}
+	if err := in.settle(ctx, &sent); err != nil {
+		return err
 	}
 	in.cfg.Log.Debug("ingest: poll done", "source", in.entity, "from", from, "pages", pages, "objects", objects, "watermark", in.snapshot().Watermark)
 	c := in.snapshot()
@@ -392,75 +424,140 @@ func (in *Ingester) poll(ctx context.Context) (err error) {
 	return nil
 }
 
-// recoverState returns the state of object id as its last event in the
-// stream has it, or nil when the stream has none. A crashed (or failed)
-// commit may have published events without storing the state that goes
-// with them: treating such an object as new would publish created again
-// (dropped as a duplicate) and never the change that followed; computing its
-// next change from the older stored state would repeat a transition already
+// recoverStates returns, for the objects of items that have events in the
+// stream, their state as their last event has it. A crashed (or failed)
+// commit may have published events without storing the states that go with
+// them: treating such an object as new would publish created again (dropped
+// as a duplicate) and never the change that followed; computing its next
+// change from the older stored state would repeat a transition already
 // published (from the wrong value). Only the first complete poll after
 // taking the lease, or after a failed one, can meet one: the unfinished page
 // lies after the stored watermark, which that poll re-reads.
-func (in *Ingester) recoverState(ctx context.Context, id string) (*state, error) {
-	// Every event carries the whole object as of its updatedAt; the last
-	// one on any of the object's subjects is the last state published.
-	m, err := in.cfg.Store.Events().GetLastMsgForSubject(ctx, in.subj.EntityEvents(in.cfg.Console, in.entity, id))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
+//
+// Every event carries the whole object as of its updatedAt, and the last one
+// on any of the object's subjects is the last state published. They are
+// read for the whole page at once, as the stream's leader has them
+// (store.LastEvents).
+func (in *Ingester) recoverStates(ctx context.Context, items []Item) (map[string]*state, error) {
+	want := make(map[string]bool, len(items))
+	filters := make([]string, 0, len(items))
+	for i := range items {
+		if id := items[i].ID; !want[id] {
+			want[id] = true
+			filters = append(filters, in.subj.EntityEvents(in.cfg.Console, in.entity, id))
+		}
 	}
+	msgs, err := in.cfg.Store.LastEvents(ctx, filters)
 	if err != nil {
-		return nil, fmt.Errorf("recover state of %s: %w", id, err)
+		return nil, fmt.Errorf("recover states: %w", err)
 	}
+	last := map[string]*jetstream.RawStreamMsg{}
+	for _, m := range msgs {
+		rest, ok := strings.CutPrefix(m.Subject, in.eventsPrefix)
+		id, _, _ := strings.Cut(rest, ".")
+		if !ok || !want[id] {
+			continue // another object's: LastEvents may add one
+		}
+		if prev := last[id]; prev == nil || m.Sequence > prev.Sequence {
+			last[id] = m
+		}
+	}
+	out := make(map[string]*state, len(last))
+	for id, m := range last {
+		s, err := in.stateOfEvent(m)
+		if err != nil {
+			return nil, fmt.Errorf("recover state of %s from event %d: %w", id, m.Sequence, err)
+		}
+		out[id] = s
+	}
+	return out, nil
+}
+
+// stateOfEvent is the state of the object an event carries.
+func (in *Ingester) stateOfEvent(m *jetstream.RawStreamMsg) (*state, error) {
 	ev, err := ce.Decode(m.Header, m.Data)
 	if err != nil {
-		return nil, fmt.Errorf("recover state of %s from event %d: %w", id, m.Sequence, err)
+		return nil, err
 	}
 	var data map[string]json.RawMessage
 	if err := json.Unmarshal(ev.Data, &data); err != nil {
-		return nil, fmt.Errorf("recover state of %s from event %d: %w", id, m.Sequence, err)
+		return nil, err
 	}
 	it, err := in.src.Decode(data[string(in.entity)])
 	if err != nil {
-		return nil, fmt.Errorf("recover state of %s from event %d: %w", id, m.Sequence, err)
+		return nil, err
 	}
 	s := stateOf(&it)
 	return &s, nil
 }
 
-// commit publishes the events of one page, then the states, then moves the
-// watermark; each step only after the previous one is acknowledged.
-func (in *Ingester) commit(ctx context.Context, items []Item) error {
+// change is the new state of one object of a page.
+type change struct {
+	id    string
+	state state
+}
+
+// sentStates are the states of a page, sent and not yet acknowledged, and
+// the watermark that page moves to once they are (see commit).
+type sentStates struct {
+	changes []change
+	wm      time.Time
+}
+
+// commit publishes the events of one page and, once they are acknowledged,
+// its states; the watermark moves when the states are acknowledged. Each
+// step comes only after the previous one is acknowledged: the stored state
+// is never ahead of the stream, and the watermark never ahead of the
+// states.
+//
+// The page's states are not waited for here: they are acknowledged while
+// the next page is read, compared and its events published, and commit (or
+// settle, after the last page) waits for them before it sends that page's
+// states (*sent). So that the next page is compared with them, they are
+// taken into the ingester's states as they are sent, and their revisions
+// when they are acknowledged; should anything fail meanwhile, the states
+// are reloaded before the next poll (in.stale).
+func (in *Ingester) commit(ctx context.Context, items []Item, sent **sentStates) error {
 	if len(items) == 0 {
 		return nil
 	}
 	var evs []*nats.Msg
-	type change struct {
-		id    string
-		state state
-	}
 	var changes []change
 	inPage := map[string]int{} // id → index in changes: an object seen twice in one page
 	wm := in.snapshot().Watermark
+	if *sent != nil && (*sent).wm.After(wm) {
+		wm = (*sent).wm
+	}
+	var fromStream map[string]*state
+	if in.recovering {
+		var err error
+		if fromStream, err = in.recoverStates(ctx, items); err != nil {
+			return err
+		}
+	}
+	// 1. Events, sent as they are made, so that the server stores them
+	// while the rest of the page is compared.
+	b := in.batch
 	for i := range items {
 		it := &items[i]
 		if it.UpdatedAt.After(wm) {
 			wm = it.UpdatedAt
 		}
-		prev := in.states[it.ID]
+		var prev *state
+		if k, ok := in.states.get(it.ID); ok {
+			s := in.values.state(k)
+			prev = &s
+		}
 		recovered := false
 		if j, ok := inPage[it.ID]; ok {
 			prev = &changes[j].state
-		} else if in.recovering {
-			r, err := in.recoverState(ctx, it.ID)
-			if err != nil {
-				return err
-			}
-			if r != nil && (prev == nil || r.updatedAt.After(prev.updatedAt)) {
+		} else if r := fromStream[it.ID]; r != nil {
+			if prev == nil || r.updatedAt.After(prev.updatedAt) {
 				in.cfg.Log.Info("ingest: recovered the state of an object published before a failure", "source", in.entity, "id", it.ID)
 				if prev != nil {
 					r.rev = prev.rev // the stored key, behind the stream
 				} // else rev 0: the key does not exist yet
-				in.states[it.ID] = r
+				in.states.set(it.ID, in.values.keep(r))
 				prev, recovered = r, true
 			}
 		}
@@ -475,24 +572,28 @@ func (in *Ingester) commit(ctx context.Context, items []Item) error {
 				inPage[it.ID] = len(changes)
 				changes = append(changes, change{it.ID, *prev})
 			}
-			continue // already seen this version (or an older one, re-read in the overlap)
+			it.Raw = nil // see below
+			continue     // already seen this version (or an older one, re-read in the overlap)
 		}
+		n := len(evs)
 		var err error
 		if evs, err = in.appendEvents(evs, it, prev); err != nil {
 			return err
+		}
+		// The events have the object's bytes now; Raw holds on to the
+		// whole page's answer (4 MB for 1000 threats), which would
+		// otherwise stay until the acks are in.
+		it.Raw = nil
+		for _, m := range evs[n:] {
+			if err := b.Publish(m); err != nil {
+				return err
+			}
 		}
 		if j, ok := inPage[it.ID]; ok {
 			changes[j].state = stateOf(it)
 		} else {
 			inPage[it.ID] = len(changes)
 			changes = append(changes, change{it.ID, stateOf(it)})
-		}
-	}
-	// 1. Events.
-	b := in.batch
-	for _, m := range evs {
-		if err := b.Publish(m); err != nil {
-			return err
 		}
 	}
 	dups := 0
@@ -520,25 +621,49 @@ func (in *Ingester) commit(ctx context.Context, items []Item) error {
 			return err
 		}
 	}
-	// 2. States, compare-and-set on each key's revision.
+	// 2. States, compare-and-set on each key's revision: the previous
+	// page's first, since a key in both is written with the revision the
+	// previous write gave it.
+	if err := in.settle(ctx, sent); err != nil {
+		return err
+	}
+	st := in.stBatch
 	for _, c := range changes {
-		var rev uint64
-		if prev := in.states[c.id]; prev != nil {
-			rev = prev.rev
+		k := in.values.keep(&c.state)
+		if prev, ok := in.states.get(c.id); ok {
+			k.rev = prev.rev
 		}
-		if err := b.Put(subjects.BucketState, in.stateKey(c.id), encodeState(in.fields, &c.state), rev); err != nil {
+		if err := st.Put(subjects.BucketState, in.stateKey(c.id), encodeState(in.fields, &c.state), k.rev); err != nil {
+			in.stale = true
 			return fmt.Errorf("write state of %s: %w", c.id, err)
 		}
+		// Taken at once, the next page is compared with it; its
+		// revision comes with the ack (settle).
+		in.states.set(c.id, k)
 	}
-	if err := b.Wait(ctx, func(i int, a *jetstream.PubAck, err error) {
-		c := &changes[i]
+	in.stale = true // until settle
+	*sent = &sentStates{changes: changes, wm: wm}
+	return nil
+}
+
+// settle waits for the states *sent, takes their revisions, moves the
+// watermark to their page's, and clears *sent.
+func (in *Ingester) settle(ctx context.Context, sent **sentStates) error {
+	p := *sent
+	if p == nil {
+		return nil
+	}
+	*sent = nil
+	var first error
+	if err := in.stBatch.Wait(ctx, func(i int, a *jetstream.PubAck, err error) {
+		c := &p.changes[i]
 		switch {
 		case err != nil && first == nil:
 			first = fenced("write state of "+c.id, err)
 		case err == nil:
-			s := c.state
-			s.rev = a.Sequence
-			in.states[c.id] = &s
+			k, _ := in.states.get(c.id)
+			k.rev = a.Sequence
+			in.states.set(c.id, k)
 		}
 	}); err != nil {
 		return err
@@ -546,9 +671,10 @@ func (in *Ingester) commit(ctx context.Context, items []Item) error {
 	if first != nil {
 		return first
 	}
+	in.stale = false
 	// 3. Watermark.
 	cur := in.snapshot()
-	cur.Watermark = wm
+	cur.Watermark = p.wm
 	return in.writeCursor(ctx, cur)
 }
 

@@ -65,7 +65,8 @@ type Item struct {
 	// Values are the compared fields, in the order of Source.Fields.
 	Values [MaxFields]string
 	// Raw is the object as SentinelOne sent it, already checked to be JSON:
-	// it goes into the events as it is.
+	// it goes into the events as it is. The ingester sets it to nil once the
+	// object's events are made: it may hold the whole page's answer.
 	Raw json.RawMessage
 }
 

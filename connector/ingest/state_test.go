@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -40,5 +41,45 @@ func TestStateCompatibleWithRelease1(t *testing.T) {
 		if old.Status == "resolved" && string(ours) != string(written) {
 			t.Errorf("state %s, release 1 wrote %s", ours, written)
 		}
+	}
+}
+
+// TestValueTable: a kept state gives back the state it keeps, and a value
+// shared by many objects is held once.
+func TestValueTable(t *testing.T) {
+	var tab valueTable
+	at := time.Date(2024, 5, 1, 8, 0, 0, 123, time.UTC)
+	for i := range 1000 {
+		s := state{vals: [MaxFields]string{"resolved", "true_positive", strconv.Itoa(i % 3), ""}, updatedAt: at, rev: uint64(i)}
+		if got := tab.state(tab.keep(&s)); got != s {
+			t.Fatalf("kept %+v, got back %+v", s, got)
+		}
+	}
+	if len(tab.vals) != 6 {
+		t.Errorf("%d values held for 6 distinct ones: %q", len(tab.vals), tab.vals)
+	}
+}
+
+// TestStateMap: numeric ids and others are kept apart without mixing up
+// ids whose digits would read as the same number.
+func TestStateMap(t *testing.T) {
+	m := newStateMap()
+	ids := []string{"1938475610293847561", "18446744073709551615", "18446744073709551616", "0123", "123", "0", "a-uuid-1", "", "99999999999999999999"}
+	for i, id := range ids {
+		m.set(id, known{rev: uint64(i + 1)})
+	}
+	for i, id := range ids {
+		if k, ok := m.get(id); !ok || k.rev != uint64(i+1) {
+			t.Errorf("%q: %+v, %t", id, k, ok)
+		}
+	}
+	if _, ok := m.get("124"); ok {
+		t.Error("an id never set was found")
+	}
+	if m.len() != len(ids) {
+		t.Errorf("len %d, want %d", m.len(), len(ids))
+	}
+	if n, ok := numericID("1938475610293847561"); !ok || n != 1938475610293847561 {
+		t.Errorf("numericID = %d, %t", n, ok)
 	}
 }

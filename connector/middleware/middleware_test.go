@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,5 +206,35 @@ func TestAnswer(t *testing.T) {
 	}
 	if r := request(); r.Answer(nil) != nil || r.Answer(handlers.Errorf(handlers.CodeNotFound, "x")).Code != handlers.CodeNotFound {
 		t.Error("Answer without Deadline is not AsError")
+	}
+}
+
+// TestWithAttrs: the request logger's records carry the request's
+// attributes first, as log.With would write them, also through a further
+// With or WithGroup; disabled levels stay disabled.
+func TestWithAttrs(t *testing.T) {
+	var buf strings.Builder
+	base := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+		Level: slog.LevelInfo,
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	l := withAttrs(base, []slog.Attr{slog.String("console", "main"), slog.String("action", "agents.list")})
+	l.Info("one", "k", 1)
+	l.Debug("hidden")
+	l.With("extra", true).Warn("two")
+	l.WithGroup("g").Info("three", "k", 2)
+	want := "level=INFO msg=one console=main action=agents.list k=1\n" +
+		"level=WARN msg=two console=main action=agents.list extra=true\n" +
+		"level=INFO msg=three console=main action=agents.list g.k=2\n"
+	if buf.String() != want {
+		t.Errorf("logged\n%s\nwant\n%s", buf.String(), want)
+	}
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		t.Error("debug enabled through withAttrs on an info logger")
 	}
 }

@@ -164,21 +164,32 @@ func Invoke(log *slog.Logger) HandlerFunc {
 		if err := req.ready(ctx); err != nil {
 			return nil, err
 		}
+		// The console's budget serves mutating actions first, then
+		// read-only ones, then background work (DESIGN.md §14).
+		lane := sentinelone.LaneRead
+		if req.Action.Mutating {
+			lane = sentinelone.LaneMutating
+		}
+		ctx = sentinelone.WithLane(ctx, lane)
 		ctx = handlers.WithRequest(ctx, handlers.RequestInfo{
 			ID: ev.ID, Source: ev.Source, TraceParent: ev.TraceParent(), TraceState: ev.TraceState(),
 		})
-		attrs := []any{"console", req.Env.Console, "action", req.Action.Name, "id", ev.ID}
+		attrs := []slog.Attr{slog.String("console", req.Env.Console), slog.String("action", req.Action.Name), slog.String("id", ev.ID)}
 		if tp := ev.TraceParent(); tp != "" {
 			// Upstream calls carry the trace context too.
 			ctx = sentinelone.WithTraceContext(ctx, tp, ev.TraceState())
-			attrs = append(attrs, subjects.ExtTraceParent, tp)
+			attrs = append(attrs, slog.String(subjects.ExtTraceParent, tp))
 		}
-		result, err := req.Action.Run(ctx, req.Env.WithLogger(log.With(attrs...)), req.Parsed)
+		result, err := req.Action.Run(ctx, req.Env.WithLogger(withAttrs(log, attrs)), req.Parsed)
 		if err != nil {
 			return nil, err
 		}
 		if a, ok := result.(handlers.Appender); ok {
-			return a.AppendJSON(make([]byte, 0, 16<<10)), nil
+			size := 16 << 10
+			if h, ok := result.(interface{ SizeHint() int }); ok {
+				size = h.SizeHint()
+			}
+			return a.AppendJSON(make([]byte, 0, size)), nil
 		}
 		data, err := json.Marshal(result)
 		if err != nil {
@@ -186,4 +197,38 @@ func Invoke(log *slog.Logger) HandlerFunc {
 		}
 		return data, nil
 	}
+}
+
+// withAttrs returns log with attrs added to every record it logs. Unlike
+// log.With, which formats the attributes at once into a new handler, it
+// adds them only to records that are logged: a request's logger usually
+// logs nothing, and it is made for every request.
+func withAttrs(log *slog.Logger, attrs []slog.Attr) *slog.Logger {
+	return slog.New(&lazyAttrs{h: log.Handler(), attrs: attrs})
+}
+
+// lazyAttrs is a slog.Handler adding attrs to each record before h handles
+// it, first, as slog.Logger.With would.
+type lazyAttrs struct {
+	h     slog.Handler
+	attrs []slog.Attr
+}
+
+func (l *lazyAttrs) Enabled(ctx context.Context, level slog.Level) bool {
+	return l.h.Enabled(ctx, level)
+}
+
+func (l *lazyAttrs) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	out.AddAttrs(l.attrs...)
+	r.Attrs(func(a slog.Attr) bool { out.AddAttrs(a); return true })
+	return l.h.Handle(ctx, out)
+}
+
+func (l *lazyAttrs) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return l.h.WithAttrs(l.attrs).WithAttrs(attrs)
+}
+
+func (l *lazyAttrs) WithGroup(name string) slog.Handler {
+	return l.h.WithAttrs(l.attrs).WithGroup(name)
 }

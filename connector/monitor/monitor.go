@@ -491,6 +491,9 @@ func (ms *Set) List(ctx context.Context) ([]handlers.MonitorItem, error) {
 // Run takes part in the lease election until ctx ends, polling while it
 // holds the lease.
 func (ms *Set) Run(ctx context.Context) {
+	// Background work: under contention for the console's budget, the
+	// actions' calls go first (DESIGN.md §14).
+	ctx = sentinelone.WithLane(ctx, sentinelone.LaneBackground)
 	l := lease.New(ms.st.KV(subjects.BucketLeases), ms.leaseKey(), ms.holder, ms.leaseTTL, ms.log)
 	l.Hold(ctx, func(ctx context.Context) {
 		ms.leading.Store(true)

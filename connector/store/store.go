@@ -65,6 +65,7 @@ const maxPending = 4096
 // Store is the opened stream and buckets of one deployment. It is safe for
 // concurrent use.
 type Store struct {
+	nc      *nats.Conn
 	js      jetstream.JetStream
 	subj    subjects.Subjects
 	events  jetstream.Stream
@@ -136,7 +137,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &Store{js: js, subj: subj, buckets: map[subjects.Bucket]jetstream.KeyValue{}}
+	st := &Store{nc: nc, js: js, subj: subj, buckets: map[subjects.Bucket]jetstream.KeyValue{}}
 	sc := EventsStreamConfig(cfg, subj)
 	if err := checkOwner(ctx, js, sc, subj, eventsOwner); err != nil {
 		return nil, err

@@ -35,6 +35,12 @@ func TestIngestionSurvivesLeaderLoss(t *testing.T) {
 	const backlog = 1500
 	cl := testenv.NATSCluster(t, 3)
 	emu, emuURL := testenv.Emulator(t, emulator.WithSizes(emulator.Sizes{Sites: 1, GroupsPerSite: 2, Agents: 20, Threats: backlog}))
+	// And slow pages: the backlog's ten pages take about two seconds however
+	// fast the connector commits them, so that the first kill comes while it
+	// is still being published.
+	if err := emu.Inject(emulator.Fault{Path: emulator.PathThreats, Kind: emulator.FaultLatency, Latency: 200 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
 	cfg := clusterConfig(cl, emuURL)
 	// Small pages: the backlog takes many commits, so a kill lands in the
 	// middle of one.

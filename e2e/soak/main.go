@@ -3,8 +3,11 @@
 // (JetStream, temporary store) restarted on the same port and store during
 // the run, the SentinelOne emulator in live mode (new threats and status
 // changes all along) with random faults injected and cleared, two connector
-// replicas sharing the console through the leases, and concurrent callers
-// sending lists, updates and monitors with deadlines.
+// replicas sharing the console through the leases (each a process of its
+// own, so that its memory is its own), and concurrent callers sending lists,
+// updates and monitors with deadlines. The memory of every replica and of
+// the soak's own process is looked at, with heap profiles, at a fifth of the
+// traffic and at its end (memory.go).
 //
 // At the end it stops the traffic, waits for ingestion to catch up, cancels
 // the monitors still running and compares the stream with the emulator:
@@ -23,7 +26,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -31,6 +33,9 @@ import (
 )
 
 func main() {
+	if code, ok := replicaChild(); ok {
+		os.Exit(code)
+	}
 	o := options{Seed: 1}
 	flag.DurationVar(&o.Duration, "duration", 10*time.Minute, "how long the traffic runs (the checks come after)")
 	flag.IntVar(&o.Callers, "callers", 16, "concurrent action callers")
@@ -41,11 +46,10 @@ func main() {
 	flag.DurationVar(&o.FaultsAt, "faults", 3*time.Second, "how often the injected faults change")
 	flag.DurationVar(&o.LeaseTTL, "lease-ttl", 3*time.Second, "lease TTL of the connectors")
 	flag.Uint64Var(&o.Seed, "seed", 1, "random seed (emulator data, traffic, faults)")
-	verbose := flag.Bool("v", false, "log the connectors (warnings and up) to stderr")
+	flag.StringVar(&o.Profiles, "profiles", "", "folder for the heap profiles taken at a fifth of the traffic and at its end (default: a new temporary folder)")
+	verbose := flag.Bool("v", false, "log the connector replicas (warnings and up) to stderr")
 	flag.Parse()
-	if *verbose {
-		o.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
+	o.Verbose = *verbose
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Printf("soaking for %s: %d callers, %d replicas, %d nats-server restarts, faults changing every %s\n",

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -21,12 +19,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/connector"
 	"github.com/s1bridge/s1bridge/e2e/faults"
 	"github.com/s1bridge/s1bridge/emulator"
 	"github.com/s1bridge/s1bridge/handlers"
+	"github.com/s1bridge/s1bridge/subjects"
 )
 
 // options say how long and how hard to soak.
@@ -40,7 +40,11 @@ type options struct {
 	FaultsAt time.Duration // how often the injected faults change
 	LeaseTTL time.Duration
 	Seed     uint64
-	Log      *slog.Logger // the connectors' logs
+	// Profiles is the folder the heap profiles of the two memory looks
+	// go to (memory.go); a new temporary folder when empty.
+	Profiles string
+	// Verbose logs the replicas' warnings to stderr.
+	Verbose bool
 }
 
 // token is the API token of the soak's emulator.
@@ -75,6 +79,8 @@ type summary struct {
 	CatchUp          time.Duration // from the end of the traffic to a complete poll
 	CatchUpErr       error
 	MonitorsCanceled int
+	// The memory at a fifth of the traffic and at its end (memory.go).
+	MemEarly, MemLate memLook
 }
 
 // ok reports whether the stream is right: no duplicate, no gap, no
@@ -85,15 +91,16 @@ func (s *summary) ok() bool {
 
 // soak is one run.
 type soak struct {
-	o     options
-	dir   string
-	port  int
-	srv   *connector.Embedded
-	emu   *emulator.Emulator
-	cfg   *config.Config
-	conns []*connector.Connector
-	nc    *nats.Conn
-	sum   *summary
+	o        options
+	dir      string
+	port     int
+	srv      *connector.Embedded
+	emu      *emulator.Emulator
+	cfg      *config.Config
+	subj     subjects.Subjects
+	replicas []*replica // the connectors, each a child process
+	nc       *nats.Conn
+	sum      *summary
 	// stopEmu closes the emulator's HTTP server.
 	stopEmu func()
 
@@ -111,9 +118,6 @@ type soak struct {
 // error when the system could not be set up; a wrong stream is in the
 // summary (ok is false).
 func run(ctx context.Context, o options) (*summary, error) {
-	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
-	}
 	s := &soak{o: o, monitors: map[string]bool{},
 		sum: &summary{ByCode: map[int]int{}, OtherErrors: map[string]int{}, Replicas: o.Replicas, Callers: o.Callers}}
 	began := time.Now()
@@ -123,6 +127,11 @@ func run(ctx context.Context, o options) (*summary, error) {
 	}
 	s.dir = dir
 	defer os.RemoveAll(dir)
+	if s.o.Profiles == "" {
+		if s.o.Profiles, err = os.MkdirTemp("", "s1bridge-soak-profiles-"); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.start(); err != nil {
 		s.stop()
 		return nil, err
@@ -142,12 +151,14 @@ func run(ctx context.Context, o options) (*summary, error) {
 			s.caller(tctx, rand.New(rand.NewPCG(o.Seed, uint64(i))), threats)
 		}()
 	}
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); s.earlySnapshot(tctx, trafficStart) }()
 	go func() { defer wg.Done(); _ = s.emu.RunLive(tctx, o.Live) }()
 	go func() { defer wg.Done(); s.faults(tctx, rand.New(rand.NewPCG(o.Seed, 0xfa))) }()
 	go func() { defer wg.Done(); s.sample(tctx) }()
 	restartErr := s.restarts(tctx)
 	wg.Wait()
+	s.lateSnapshot(trafficStart)
 	s.emu.ClearFaults()
 	s.sum.Elapsed = time.Since(trafficStart)
 	if restartErr != nil {
@@ -164,7 +175,7 @@ func run(ctx context.Context, o options) (*summary, error) {
 		return s.sum, err
 	}
 	s.sum.MaxGoroutines = int(s.maxG.Load())
-	s.sum.MaxRSS = maxRSS()
+	s.sum.MaxRSS = s.maxRSS()
 	s.sum.Total = time.Since(began)
 	return s.sum, nil
 }
@@ -187,19 +198,21 @@ func (s *soak) start() error {
 		return err
 	}
 	closeEmu := func() { _ = es.Close() }
-	s.cfg = s.config(srv.ClientURL(), es.URL())
-	for range s.o.Replicas {
-		c, err := connector.New(s.cfg, s.o.Log, connector.WithLeaseTTL(s.o.LeaseTTL))
+	s.cfg = soakConfig(srv.ClientURL(), es.URL())
+	if s.subj, err = subjects.New(s.cfg.Subjects.Prefix); err != nil {
+		closeEmu()
+		return err
+	}
+	for i := range s.o.Replicas {
+		r, err := startReplica(replicaJob{
+			Name: fmt.Sprintf("replica%d", i+1), NATSURL: srv.ClientURL(), EmuURL: es.URL(),
+			LeaseTTL: s.o.LeaseTTL, Verbose: s.o.Verbose, Profiles: s.o.Profiles,
+		})
 		if err != nil {
 			closeEmu()
 			return err
 		}
-		if err := c.Start(context.Background()); err != nil {
-			c.Stop(context.Background())
-			closeEmu()
-			return err
-		}
-		s.conns = append(s.conns, c)
+		s.replicas = append(s.replicas, r)
 	}
 	// The callers' connection: its write errors while the server restarts
 	// would otherwise go to stderr.
@@ -210,13 +223,57 @@ func (s *soak) start() error {
 		return err
 	}
 	s.stopEmu = closeEmu
-	return nil
+	return s.waitServing(30 * time.Second)
 }
 
-// config is the connectors' configuration: console main at url, quick
+// waitServing waits until every replica answers the micro PING, so that
+// the traffic meets them all.
+func (s *soak) waitServing(timeout time.Duration) error {
+	subj, err := micro.ControlSubject(micro.PingVerb, subjects.ServiceName, "")
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		inbox := s.nc.NewInbox()
+		sub, err := s.nc.SubscribeSync(inbox)
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		if err := s.nc.PublishRequest(subj, inbox, nil); err == nil {
+			for {
+				m, err := sub.NextMsg(200 * time.Millisecond)
+				if err != nil {
+					break
+				}
+				var p micro.Ping
+				if json.Unmarshal(m.Data, &p) == nil {
+					seen[p.ID] = true
+				}
+			}
+		}
+		_ = sub.Unsubscribe()
+		if len(seen) >= len(s.replicas) {
+			return nil
+		}
+		for _, r := range s.replicas {
+			select {
+			case <-r.done:
+				return fmt.Errorf("replica %s exited: %v", r.job.Name, r.err)
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d replicas serving after %s", len(seen), len(s.replicas), timeout)
+		}
+	}
+}
+
+// soakConfig is the connectors' configuration: console main at url, quick
 // polls, retries and a timeout that keep a hanging console from holding a
 // request for long.
-func (s *soak) config(natsURL, url string) *config.Config {
+func soakConfig(natsURL, url string) *config.Config {
 	cfg := config.Default()
 	cfg.NATS.URL = natsURL
 	cfg.HTTP.Listen = "127.0.0.1:0"
@@ -239,8 +296,8 @@ func (s *soak) config(natsURL, url string) *config.Config {
 func (s *soak) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, c := range s.conns {
-		_ = c.Stop(ctx)
+	for _, r := range s.replicas {
+		_ = r.stop(time.Until(deadlineOf(ctx)))
 	}
 	if s.nc != nil {
 		s.nc.Close()
@@ -290,7 +347,7 @@ func (s *soak) caller(ctx context.Context, rnd *rand.Rand, threats []string) {
 		start := time.Now()
 		deadline := start.Add(timeout)
 		cctx, cancel := context.WithDeadline(context.Background(), deadline)
-		r, err := connector.Call(cctx, s.nc, s.conns[0].Subjects().Action("main", rq.action), rq.action, "/soak", []byte(rq.data(rnd, threats)))
+		r, err := connector.Call(cctx, s.nc, s.subj.Action("main", rq.action), rq.action, "/soak", []byte(rq.data(rnd, threats)))
 		cancel()
 		s.mu.Lock()
 		s.sum.Requests++
@@ -465,7 +522,7 @@ func (s *soak) sample(ctx context.Context) {
 func (s *soak) call(ctx context.Context, action, data string) (*connector.Reply, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	r, err := connector.Call(cctx, s.nc, s.conns[0].Subjects().Action("main", action), action, "/soak", []byte(data))
+	r, err := connector.Call(cctx, s.nc, s.subj.Action("main", action), action, "/soak", []byte(data))
 	if err == nil && r.Err != nil {
 		err = r.Err
 	}
@@ -563,24 +620,27 @@ func (s *soak) check(ctx context.Context) error {
 	}
 }
 
-// maxRSS is the process's peak resident set size, from /proc (Linux).
-func maxRSS() string {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return "n/a"
+// maxRSS is the peak resident set size of the soak's own process (the
+// harness) and of each replica, from /proc (Linux).
+func (s *soak) maxRSS() string {
+	out := "n/a"
+	if n, err := procStatus("VmHWM"); err == nil {
+		out = fmt.Sprintf("harness %.0f MiB", mib(n))
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			if err != nil {
-				return strings.TrimSpace(v)
-			}
-			return fmt.Sprintf("%.0f MiB", float64(kb)/1024)
+	for _, r := range s.replicas {
+		if n, err := procStatusOf(r.cmd.Process.Pid, "VmHWM"); err == nil {
+			out += fmt.Sprintf(", %s %.0f MiB", r.job.Name, mib(n))
 		}
 	}
-	return "n/a"
+	return out
+}
+
+// deadlineOf is ctx's deadline, or a minute from now.
+func deadlineOf(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(time.Minute)
 }
 
 // print writes the summary table.
@@ -620,8 +680,28 @@ func (s *summary) print(w io.Writer) {
 		catchUp = s.CatchUpErr.Error()
 	}
 	row("ingestion caught up", catchUp+" after the traffic")
-	row("max RSS", s.MaxRSS+" (the whole process: NATS, emulator, connectors, callers)")
-	row("max goroutines", strconv.Itoa(s.MaxGoroutines))
+	row("max RSS", s.MaxRSS+" (harness: this process, with NATS, the emulator and the callers; each replica a process of its own)")
+	row("max goroutines", strconv.Itoa(s.MaxGoroutines)+" (harness)")
+	for i, r := range s.MemEarly.Replicas {
+		late := replicaMem{}
+		if i < len(s.MemLate.Replicas) {
+			late = s.MemLate.Replicas[i]
+		}
+		row("memory, "+r.Name, fmt.Sprintf("RSS %.1f MiB at %s, %.1f MiB at %s; heap profiles %s, %s",
+			mib(r.RSS), s.MemEarly.Harness.At.Round(time.Second), mib(late.RSS), s.MemLate.Harness.At.Round(time.Second), r.Profile, late.Profile))
+	}
+	row("memory, harness, early", s.MemEarly.Harness.String())
+	row("memory, harness, late", s.MemLate.Harness.String())
+	if g, h, ok := s.growth(); ok {
+		var parts []string
+		for i, v := range g {
+			parts = append(parts, fmt.Sprintf("%s %+.1f%%", s.MemEarly.Replicas[i].Name, 100*v))
+		}
+		row("RSS growth", fmt.Sprintf("%s (harness %+.1f%%), from the early look to the late one (go tool pprof -diff_base <early> <late>)", strings.Join(parts, ", "), 100*h))
+	}
+	for _, err := range s.lookErrors() {
+		row("memory look failed", err.Error())
+	}
 	result := "PASS"
 	if !s.ok() {
 		result = "FAIL"

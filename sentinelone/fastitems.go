@@ -1,0 +1,245 @@
+package sentinelone
+
+// One-pass decoders (fastItem) of the items the connector reads by the
+// thousand: threats (ingestion, threats.list) and agents (agents.list).
+// Each reads what its UnmarshalJSON reads, the same way, and says no to
+// anything it would not read identically (see fastjson.go).
+
+var agentFields = newFields("id", "uuid", "computerName", "osType", "agentVersion", "networkStatus", "externalIp",
+	"networkInterfaces", "isActive", "isDecommissioned", "infected", "isUpToDate", "firewallEnabled",
+	"siteId", "groupId", "accountId", "lastActiveDate", "updatedAt")
+
+func (*Agent) fastFields() *fields { return agentFields }
+
+func (a *Agent) readMember(i int, v []byte, _ *itemScratch) bool {
+	ok := true
+	switch i {
+	case 0:
+		a.ID, ok = fastID(v)
+	case 1:
+		a.UUID, ok = fastOptString(v)
+	case 2:
+		a.ComputerName, ok = fastOptString(v)
+	case 3:
+		a.OSType, ok = fastOptString(v)
+	case 4:
+		a.AgentVersion, ok = fastOptString(v)
+	case 5:
+		a.NetworkStatus, ok = fastOptString(v)
+	case 6:
+		a.ExternalIP, ok = fastOptString(v)
+	case 7:
+		a.NetworkInterfaces, ok = fastInterfaces(v)
+	case 8:
+		a.IsActive, ok = fastBool(v)
+	case 9:
+		a.IsDecommissioned, ok = fastBool(v)
+	case 10:
+		a.Infected, ok = fastBool(v)
+	case 11:
+		a.IsUpToDate, ok = fastBool(v)
+	case 12:
+		a.FirewallEnabled, ok = fastBool(v)
+	case 13:
+		a.SiteID, ok = fastID(v)
+	case 14:
+		a.GroupID, ok = fastID(v)
+	case 15:
+		a.AccountID, ok = fastID(v)
+	case 16:
+		a.LastActiveDate, ok = fastTime(v)
+	case 17:
+		a.UpdatedAt, ok = fastTime(v)
+	}
+	return ok
+}
+
+func (a *Agent) finish(raw []byte, _ *itemScratch) bool {
+	a.Raw = raw
+	return true
+}
+
+var nicFields = newFields("id", "name", "physical", "inet", "inet6")
+
+// fastInterfaces reads networkInterfaces.
+func fastInterfaces(v []byte) ([]NetworkInterface, bool) {
+	switch v[0] {
+	case 'n':
+		return nil, true
+	case '[':
+	default:
+		return nil, false
+	}
+	out := []NetworkInterface{}
+	ok := eachElement(v, func(e []byte) bool {
+		var n NetworkInterface
+		if !readMembers(e, nicFields, func(i int, f []byte) bool {
+			var (
+				s  string
+				ok bool
+			)
+			switch i {
+			case 0:
+				s, ok = fastID(f)
+				n.ID = ID(s)
+			case 1:
+				n.Name, ok = fastOptString(f)
+			case 2:
+				n.Physical, ok = fastOptString(f)
+			case 3:
+				n.Inet, ok = fastStrings(f)
+			case 4:
+				n.Inet6, ok = fastStrings(f)
+			}
+			return ok
+		}) {
+			return false
+		}
+		out = append(out, n)
+		return true
+	})
+	return out, ok
+}
+
+var engineFields = newFields("key", "title")
+
+// fastEngines reads detectionEngines: strings or {key,title} objects.
+func fastEngines(v []byte) ([]DetectionEngine, bool) {
+	switch v[0] {
+	case 'n':
+		return nil, true
+	case '[':
+	default:
+		return nil, false
+	}
+	out := []DetectionEngine{}
+	ok := eachElement(v, func(e []byte) bool {
+		var d DetectionEngine
+		switch e[0] {
+		case '"':
+			s, ok := fastString(e)
+			d = DetectionEngine{Key: s, Title: s}
+			if !ok {
+				return false
+			}
+		case '{':
+			if !readMembers(e, engineFields, func(i int, f []byte) bool {
+				var ok bool
+				if i == 0 {
+					d.Key, ok = fastOptString(f)
+				} else {
+					d.Title, ok = fastOptString(f)
+				}
+				return ok
+			}) {
+				return false
+			}
+		default:
+			return false
+		}
+		out = append(out, d)
+		return true
+	})
+	return out, ok
+}
+
+var (
+	threatFields     = newFields("id", "threatInfo", "agentRealtimeInfo")
+	threatInfoFields = newFields("threatId", "threatName", "sha1", "classification", "confidenceLevel",
+		"incidentStatus", "analystVerdict", "mitigationStatus", "detectionEngines", "createdAt", "updatedAt", "identifiedAt")
+	agentInfoFields = newFields("agentId", "agentComputerName", "siteId", "groupId", "accountId")
+)
+
+func (*Threat) fastFields() *fields { return threatFields }
+
+func (t *Threat) readMember(i int, v []byte, st *itemScratch) bool {
+	var ok bool
+	switch i {
+	case 0:
+		t.ID, ok = fastID(v)
+	case 1:
+		// A threat without a threatInfo object is refused by
+		// UnmarshalJSON, which says why.
+		st.seen = true
+		ok = v[0] == '{' && readMembers(v, threatInfoFields, func(j int, v []byte) bool { return t.readThreatInfo(j, v, st) })
+	default:
+		ok = v[0] == 'n' || v[0] == '{' && readMembers(v, agentInfoFields, t.readAgentInfo)
+	}
+	return ok
+}
+
+func (t *Threat) fastNested(i int, st *itemScratch) (*fields, func(j int, v []byte) bool) {
+	switch i {
+	case 1:
+		st.seen = true
+		return threatInfoFields, func(j int, v []byte) bool { return t.readThreatInfo(j, v, st) }
+	case 2:
+		return agentInfoFields, t.readAgentInfo
+	}
+	return nil, nil
+}
+
+func (t *Threat) finish(raw []byte, st *itemScratch) bool {
+	if !st.seen {
+		return false
+	}
+	// As newThreat does.
+	if t.ID == "" {
+		t.ID = st.id
+	}
+	t.IncidentStatus = LowerSnake(t.IncidentStatus)
+	t.AnalystVerdict = LowerSnake(t.AnalystVerdict)
+	t.MitigationStatus = LowerSnake(t.MitigationStatus)
+	t.Raw = raw
+	return true
+}
+
+// readThreatInfo reads member i of threatInfo.
+func (t *Threat) readThreatInfo(i int, v []byte, st *itemScratch) bool {
+	var ok bool
+	switch i {
+	case 0:
+		st.id, ok = fastID(v)
+	case 1:
+		t.Name, ok = fastOptString(v)
+	case 2:
+		t.SHA1, ok = fastOptString(v)
+	case 3:
+		t.Classification, ok = fastOptString(v)
+	case 4:
+		t.ConfidenceLevel, ok = fastOptString(v)
+	case 5:
+		t.IncidentStatus, ok = fastOptString(v)
+	case 6:
+		t.AnalystVerdict, ok = fastOptString(v)
+	case 7:
+		t.MitigationStatus, ok = fastOptString(v)
+	case 8:
+		t.DetectionEngines, ok = fastEngines(v)
+	case 9:
+		t.CreatedAt, ok = fastTime(v)
+	case 10:
+		t.UpdatedAt, ok = fastTime(v)
+	case 11:
+		t.IdentifiedAt, ok = fastTime(v)
+	}
+	return ok
+}
+
+// readAgentInfo reads member i of agentRealtimeInfo.
+func (t *Threat) readAgentInfo(i int, v []byte) bool {
+	var ok bool
+	switch i {
+	case 0:
+		t.AgentID, ok = fastID(v)
+	case 1:
+		t.AgentComputerName, ok = fastOptString(v)
+	case 2:
+		t.SiteID, ok = fastID(v)
+	case 3:
+		t.GroupID, ok = fastID(v)
+	case 4:
+		t.AccountID, ok = fastID(v)
+	}
+	return ok
+}
