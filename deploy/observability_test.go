@@ -32,6 +32,14 @@ var externalMetrics = map[string]string{
 	"up": "Prometheus' own scrape health",
 }
 
+// otherBranches names where a metric the operator files read comes from
+// while it is not in this branch yet, for the message of the test that
+// fails until it is merged. It excuses nothing: every name the files read
+// must be on /metrics.
+var otherBranches = map[string]string{
+	"s1bridge_upstream_budget_share": "the shared rate budget (branch perf, issue 14)",
+}
+
 // query is one PromQL expression of the operator files, and where it is.
 type query struct{ where, expr string }
 
@@ -334,7 +342,11 @@ func TestOperatorFilesMetrics(t *testing.T) {
 		}
 		_, names, ok := series(fams, s.metric)
 		if !ok {
-			t.Errorf("%s reads %s, which is not on /metrics", s.where, s.metric)
+			from := ""
+			if b, known := otherBranches[s.metric]; known {
+				from = " (it comes with " + b + ": merge that first)"
+			}
+			t.Errorf("%s reads %s, which is not on /metrics%s", s.where, s.metric, from)
 			continue
 		}
 		for _, l := range s.labels {
