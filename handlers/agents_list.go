@@ -75,7 +75,7 @@ func ipSpellings(ip netip.Addr, given string) []string {
 	return out
 }
 
-func rawAgent(a *sentinelone.Agent) json.RawMessage { return a.Raw }
+func rawObject(o *sentinelone.Object) json.RawMessage { return o.Raw }
 
 func agentsList(ctx context.Context, env *Env, r *AgentsListRequest) (*ListReply, error) {
 	f := sentinelone.AgentFilter{
@@ -87,11 +87,13 @@ func agentsList(ctx context.Context, env *Env, r *AgentsListRequest) (*ListReply
 	}
 	reply, _, err := collect(ctx, env, r.ListParams, "", func(ctx context.Context, limit int, cursor string) (*rawPage, error) {
 		f.Limit, f.Cursor = limit, cursor
-		p, err := env.Client.ListAgents(ctx, f)
+		// The reply carries SentinelOne's agents as they are: the page is
+		// checked, and the agents are not decoded (agentsByIP reads them).
+		p, err := env.Client.ListAgentObjects(ctx, f)
 		if err != nil {
 			return nil, err
 		}
-		return pageOf(p, rawAgent), nil
+		return pageOf(p, rawObject), nil
 	})
 	return reply, err
 }

@@ -1,7 +1,9 @@
 package handlers
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -132,5 +134,30 @@ func TestAgentsListIPTooLarge(t *testing.T) {
 	_, err := run(t, env, ActionAgentsList, `{"ip":"203.0.113.9"}`)
 	if err == nil || err.Code != CodeTooLarge || !strings.Contains(err.Message, "203.0.113.9") {
 		t.Fatalf("err %v, want a 413 naming the address", err)
+	}
+}
+
+// TestAgentsListPassesAgentsAsSent: agents.list carries SentinelOne's agent
+// objects byte for byte (the client checks the page and reads none of their
+// members), and an answer whose items are not objects is SentinelOne's
+// error, not a reply.
+func TestAgentsListPassesAgentsAsSent(t *testing.T) {
+	answer := `{"data":[{"id":"1","computerName":"h\u00e9","future":{"x":[1,2]}},{"id":2,"isActive":"yes"}],"pagination":{"nextCursor":null,"totalItems":2}}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, answer)
+	}))
+	defer srv.Close()
+	out, herr := run(t, envFor(t, srv.URL), ActionAgentsList, `{}`)
+	if herr != nil {
+		t.Fatal(herr)
+	}
+	want := `{"items":[{"id":"1","computerName":"h\u00e9","future":{"x":[1,2]}},{"id":2,"isActive":"yes"}],"nextCursor":null,"totalItems":2,"truncated":false}`
+	if string(out) != want {
+		t.Errorf("reply %s\nwant  %s", out, want)
+	}
+	answer = `{"data":[{"id":"1"},null],"pagination":{"nextCursor":null,"totalItems":2}}`
+	if _, herr := run(t, envFor(t, srv.URL), ActionAgentsList, `{}`); herr == nil || herr.Code != CodeUpstream || herr.Retryable {
+		t.Errorf("a page with a null agent: %+v, want a non-retryable upstream error", herr)
 	}
 }

@@ -468,6 +468,10 @@ const (
 // for a name encoding/json would match to a field without being that
 // field's exact name (it ignores case) or with escapes (not read here).
 func (f *fields) find(name []byte) int {
+	if len(f.names) == 0 {
+		// Nothing is read (Object): no name can be taken for one read.
+		return otherMember
+	}
 	var same []int
 	if len(name) <= maxNameLen {
 		same = f.byLen[len(name)]
@@ -656,7 +660,7 @@ func fastPage[T any](body []byte) (*Page[T], bool) {
 		return nil, false
 	}
 	var (
-		items          = make([]T, 0, 64)
+		items          = make([]T, 0, 16)
 		haveData       bool
 		pag            []byte
 		havePagination bool

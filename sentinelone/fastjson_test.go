@@ -51,6 +51,7 @@ func TestFastPageTakesConsolePages(t *testing.T) {
 		} else {
 			comparePages[Agent](t, name, body)
 		}
+		comparePages[Object](t, name+" as objects", body)
 	}
 	// The envelope's variants: pagination null, missing, a null cursor, no
 	// total; whitespace everywhere.
@@ -115,6 +116,35 @@ func TestFastPageDeclines(t *testing.T) {
 	}
 }
 
+// TestObjectPages: Objects are taken whatever their members (an escaped or
+// non-ASCII name included), each as sent; a page holding anything but
+// objects is refused, by both decoders.
+func TestObjectPages(t *testing.T) {
+	body := []byte(`{"data":[{"id":"1","\u0041":[1,{"x":null}],"é":true},{}],"pagination":{"nextCursor":"YWJj","totalItems":2}}`)
+	p, ok := fastPage[Object](body)
+	if !ok {
+		t.Fatal("the one-pass decoder refused a page of objects")
+	}
+	want := []string{`{"id":"1","\u0041":[1,{"x":null}],"é":true}`, `{}`}
+	if len(p.Items) != len(want) || p.NextCursor != "YWJj" || p.TotalItems != 2 {
+		t.Fatalf("read %+v", p)
+	}
+	for i, w := range want {
+		if string(p.Items[i].Raw) != w {
+			t.Errorf("item %d: %s, want %s", i, p.Items[i].Raw, w)
+		}
+	}
+	comparePages[Object](t, "objects", body)
+	for _, bad := range []string{`{"data":[1]}`, `{"data":[null]}`, `{"data":[{}, "a"]}`, `{"data":[[]]}`} {
+		if _, ok := fastPage[Object]([]byte(bad)); ok {
+			t.Errorf("%s: taken by the one-pass decoder", bad)
+		}
+		if p, err := decodePage[Object]([]byte(bad)); err == nil {
+			t.Errorf("%s: decoded as %+v, want an error", bad, p)
+		}
+	}
+}
+
 // FuzzJSONChecker: the one-pass decoder's validation accepts exactly what
 // json.Valid accepts.
 func FuzzJSONChecker(f *testing.F) {
@@ -162,6 +192,17 @@ func FuzzFastItems(f *testing.F) {
 			if !reflect.DeepEqual(a, wantA) {
 				t.Fatalf("agent: one pass %+v\nUnmarshalJSON %+v\n%s", a, wantA, b)
 			}
+		}
+		var o, wantO Object
+		if decodeFast(&o, b) {
+			if err := wantO.UnmarshalJSON(b); err != nil {
+				t.Fatalf("object: one pass reads %s, UnmarshalJSON refuses: %v", b, err)
+			}
+			if !bytes.Equal(o.Raw, b) || !bytes.Equal(wantO.Raw, b) {
+				t.Fatalf("object: one pass %s, UnmarshalJSON %s, want %s", o.Raw, wantO.Raw, b)
+			}
+		} else if b[0] == '{' {
+			t.Fatalf("object: the one-pass decoder refused an object: %s", b)
 		}
 		var th, wantT Threat
 		if decodeFast(&th, b) {
