@@ -115,6 +115,8 @@ func (d *dispatcher) serve(ctx context.Context, j job) {
 	defer d.inflight.Done()
 	defer func() { <-d.slots }()
 	_, _ = j.r.serve(ctx, j.req)
+	// The reply has been sent: its buffer can serve the next one.
+	j.req.Release()
 }
 
 // beginStop stops taking work from the queue: callers waiting for a slot are

@@ -55,6 +55,10 @@ type (
 		// when it is off, and then the audit derives one.
 		Key string
 
+		// buf is the pooled buffer the reply was encoded in (replyBuffer),
+		// given back by Release.
+		buf *[]byte
+
 		before  []func(context.Context) error
 		after   []func(context.Context) error
 		started bool

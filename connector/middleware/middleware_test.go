@@ -238,3 +238,26 @@ func TestWithAttrs(t *testing.T) {
 		t.Error("debug enabled through withAttrs on an info logger")
 	}
 }
+
+// TestReplyBuffers: only a read-only action's reply of a bounded size is
+// encoded into a pooled buffer, and Release gives it back once: a mutating
+// action's reply is kept by the idempotency layer as its stored outcome.
+func TestReplyBuffers(t *testing.T) {
+	read := &Request{Action: handlers.Action{Name: "x.list"}}
+	if b := read.replyBuffer(100); cap(b) < 100 || read.buf == nil {
+		t.Errorf("read-only reply: buffer of cap %d, pooled %t", cap(b), read.buf != nil)
+	}
+	read.Release()
+	if read.buf != nil {
+		t.Error("Release kept the buffer")
+	}
+	read.Release() // twice is harmless
+	mutating := &Request{Action: handlers.Action{Name: "x.do", Mutating: true}}
+	if b := mutating.replyBuffer(100); cap(b) < 100 || mutating.buf != nil {
+		t.Errorf("mutating reply: buffer of cap %d, pooled %t", cap(b), mutating.buf != nil)
+	}
+	large := &Request{Action: handlers.Action{Name: "x.list"}}
+	if b := large.replyBuffer(maxPooledReply + 1); cap(b) <= maxPooledReply || large.buf != nil {
+		t.Errorf("large reply: buffer of cap %d, pooled %t", cap(b), large.buf != nil)
+	}
+}

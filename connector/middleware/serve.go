@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/s1bridge/s1bridge/connector/ce"
@@ -189,7 +190,7 @@ func Invoke(log *slog.Logger) HandlerFunc {
 			if h, ok := result.(interface{ SizeHint() int }); ok {
 				size = h.SizeHint()
 			}
-			return a.AppendJSON(make([]byte, 0, size)), nil
+			return a.AppendJSON(req.replyBuffer(size)), nil
 		}
 		data, err := json.Marshal(result)
 		if err != nil {
@@ -231,4 +232,47 @@ func (l *lazyAttrs) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (l *lazyAttrs) WithGroup(name string) slog.Handler {
 	return l.h.WithAttrs(l.attrs).WithGroup(name)
+}
+
+// Reply buffers. A list reply is tens of kilobytes, encoded once, copied
+// into the NATS connection's write buffer by the send, and then garbage:
+// with a two-CPU machine answering thousands of them a second, collecting
+// them is much of what the connector costs. A read-only action's reply
+// buffer is taken from a pool and given back once the reply is sent
+// (Release): nothing on its chain keeps the reply. A mutating action's
+// reply is kept by the idempotency layer (the stored outcome) and is never
+// pooled.
+var replyBuffers sync.Pool // of *[]byte
+
+// maxPooledReply bounds the buffers the pool keeps, so that one large reply
+// does not stay in memory for every later small one.
+const maxPooledReply = 256 << 10
+
+// replyBuffer returns an empty buffer of at least size bytes for req's
+// reply.
+func (req *Request) replyBuffer(size int) []byte {
+	if req.Action.Mutating || size > maxPooledReply || req.buf != nil {
+		return make([]byte, 0, size)
+	}
+	bp, _ := replyBuffers.Get().(*[]byte)
+	if bp == nil || cap(*bp) < size {
+		b := make([]byte, 0, max(size, 16<<10))
+		bp = &b
+	}
+	req.buf = bp
+	return (*bp)[:0]
+}
+
+// Release gives back the buffer req's reply was encoded in. The connector
+// calls it once the whole chain has returned: the reply's bytes must not be
+// used after it.
+func (req *Request) Release() {
+	bp := req.buf
+	if bp == nil {
+		return
+	}
+	req.buf = nil
+	if cap(*bp) <= maxPooledReply {
+		replyBuffers.Put(bp)
+	}
 }
