@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s1bridge/s1bridge/connector/ce"
 	"github.com/s1bridge/s1bridge/emulator"
 	"github.com/s1bridge/s1bridge/internal/testparts"
 	"github.com/s1bridge/s1bridge/subjects"
@@ -30,6 +31,37 @@ func TestIngestBacklogExactlyOnce(t *testing.T) {
 		t.Errorf("stream holds %d events, want %d created events", len(events), n)
 	}
 	testparts.CheckExactlyOnce(t, events, want)
+	checkEventObjects(t, h)
+}
+
+// checkEventObjects: every event carries the object it is about. Items
+// share their page's answer (4 MB for 1000 threats) and are dropped as soon
+// as their events are made, while the next page is read: an event built
+// from the wrong bytes would carry another threat, or broken JSON.
+func checkEventObjects(t *testing.T, h *harness) {
+	t.Helper()
+	msgs, err := testparts.StreamMessages(t.Context(), h.nc, h.cfg.EventsStreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := 0
+	for _, m := range msgs {
+		ev, err := ce.Decode(m.Headers(), m.Data())
+		var data map[string]struct {
+			ID string `json:"id"`
+		}
+		if err == nil {
+			err = json.Unmarshal(ev.Data, &data)
+		}
+		if got := data[string(subjects.EntityThreat)].ID; err != nil || got != ev.Subject {
+			if bad++; bad < 5 {
+				t.Errorf("event %s about %s carries threat %q (%v)", ev.ID, ev.Subject, got, err)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Fatalf("%d of %d events carry another object than theirs", bad, len(msgs))
+	}
 }
 
 // checkTies asserts that the seed makes threats share updatedAt values, so
