@@ -235,9 +235,12 @@ func TestEvents(t *testing.T) {
 				c.Streams.Events.Mode = mode
 			})
 			s := "--server=" + env.Server.ClientURL()
-			threats := env.Emu.IDs().Threats
-			testenv.WaitFor(t, 20*time.Second, "every threat ingested", func() bool {
-				return testenv.StreamMsgs(env.NC, env.Cfg.EventsStreamName()) >= uint64(len(threats))
+			ids := env.Emu.IDs()
+			threats := ids.Threats
+			// Threats and Unified Alerts are ingested side by side: the
+			// stream is complete once both backlogs are in.
+			testenv.WaitFor(t, 20*time.Second, "every threat and alert ingested", func() bool {
+				return testenv.StreamMsgs(env.NC, env.Cfg.EventsStreamName()) >= uint64(len(threats)+len(ids.UAMAlerts))
 			})
 			stored := testenv.StreamMsgs(env.NC, env.Cfg.EventsStreamName())
 			out, errOut, code := runCmd(t, "events", s)
