@@ -65,7 +65,11 @@ func runChild(role string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if dir := os.Getenv(envChildProfile); dir != "" {
-		f, err := os.Create(filepath.Join(dir, role+".pprof"))
+		name := role
+		if src := os.Getenv(envSource); src != "" {
+			name += "-" + src // connector-threat, connector-alert
+		}
+		f, err := os.Create(filepath.Join(dir, name+".pprof"))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -78,7 +82,7 @@ func runChild(role string) int {
 		defer pprof.StopCPUProfile()
 		// And the heap as the run leaves it (the states it keeps).
 		defer func() {
-			if h, err := os.Create(filepath.Join(dir, role+".heap.pprof")); err == nil {
+			if h, err := os.Create(filepath.Join(dir, name+".heap.pprof")); err == nil {
 				_ = pprof.Lookup("heap").WriteTo(h, 0)
 				h.Close()
 			}

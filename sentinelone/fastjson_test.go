@@ -2,6 +2,7 @@ package sentinelone
 
 import (
 	"bytes"
+	"errors"
 	"encoding/binary"
 	"encoding/json"
 	"io"
@@ -48,6 +49,7 @@ func TestFastPageTakesConsolePages(t *testing.T) {
 	for name, body := range consolePages(t) {
 		if strings.Contains(name, "threats") {
 			comparePages[Threat](t, name, body)
+			comparePages[ThreatHead](t, name+" as heads", body)
 		} else {
 			comparePages[Agent](t, name, body)
 		}
@@ -204,6 +206,28 @@ func FuzzFastItems(f *testing.F) {
 		} else if b[0] == '{' {
 			t.Fatalf("object: the one-pass decoder refused an object: %s", b)
 		}
+		var hd, wantH ThreatHead
+		if decodeFast(&hd, b) {
+			if err := wantH.UnmarshalJSON(b); err != nil {
+				t.Fatalf("threat head: one pass reads %+v, UnmarshalJSON refuses: %v\n%s", hd, err, b)
+			}
+			if !reflect.DeepEqual(hd, wantH) {
+				t.Fatalf("threat head: one pass %+v\nUnmarshalJSON %+v\n%s", hd, wantH, b)
+			}
+		}
+		// A head is the Threat's fields of the same name, whenever both
+		// read the threat.
+		var whole Threat
+		if wholeErr, headErr := whole.UnmarshalJSON(b), wantH.UnmarshalJSON(b); wholeErr == nil {
+			if headErr != nil {
+				t.Fatalf("Threat reads %s, ThreatHead refuses: %v", b, headErr)
+			}
+			if h := headOf(&whole); !reflect.DeepEqual(h, wantH) {
+				t.Fatalf("head %+v, Threat's %+v\n%s", wantH, h, b)
+			}
+		} else if errors.Is(wholeErr, ErrThreatNotV21) != errors.Is(headErr, ErrThreatNotV21) {
+			t.Fatalf("v2.1 check: Threat %v, ThreatHead %v\n%s", wholeErr, headErr, b)
+		}
 		var th, wantT Threat
 		if decodeFast(&th, b) {
 			if err := wantT.UnmarshalJSON(b); err != nil {
@@ -297,6 +321,26 @@ func TestPlainASCII(t *testing.T) {
 					t.Fatalf("%q: plain", w)
 				}
 			}
+		}
+	}
+}
+
+// headOf is the ThreatHead of t.
+func headOf(t *Threat) ThreatHead {
+	return ThreatHead{ID: t.ID, IncidentStatus: t.IncidentStatus, AnalystVerdict: t.AnalystVerdict,
+		MitigationStatus: t.MitigationStatus, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Raw: t.Raw}
+}
+
+// TestThreatHeadRefusesV20: a head, like a Threat, is refused without a
+// threatInfo object, by both decoders.
+func TestThreatHeadRefusesV20(t *testing.T) {
+	for _, body := range []string{`{"id":"1","threatName":"x"}`, `{"id":"1","threatInfo":null}`, `{"id":"1","threatInfo":"x"}`} {
+		var h ThreatHead
+		if decodeFast(&h, []byte(body)) {
+			t.Errorf("%s: one pass read %+v", body, h)
+		}
+		if err := h.UnmarshalJSON([]byte(body)); !errors.Is(err, ErrThreatNotV21) {
+			t.Errorf("%s: %v, want ErrThreatNotV21", body, err)
 		}
 	}
 }

@@ -31,7 +31,7 @@ func (threats) Fields() []Field { return threatFields }
 func (s threats) Pages(ctx context.Context, since time.Time, pageSize int) iter.Seq2[[]Item, error] {
 	f := sentinelone.ThreatFilter{UpdatedAtGte: since, SortBy: "updatedAt", SortOrder: sentinelone.SortAsc, Limit: pageSize}
 	return func(yield func([]Item, error) bool) {
-		for page, err := range s.client.ThreatPages(ctx, f) {
+		for page, err := range s.client.ThreatHeadPages(ctx, f) {
 			if err != nil {
 				yield(nil, err)
 				return
@@ -48,7 +48,7 @@ func (s threats) Pages(ctx context.Context, since time.Time, pageSize int) iter.
 }
 
 func (threats) Decode(raw json.RawMessage) (Item, error) {
-	var t sentinelone.Threat
+	var t sentinelone.ThreatHead
 	if err := json.Unmarshal(raw, &t); err != nil {
 		return Item{}, err
 	}
@@ -62,7 +62,9 @@ func (threats) Halt(err error) *Halt {
 	return nil
 }
 
-func threatItem(t *sentinelone.Threat) Item {
+// threatItem is what ingestion reads of a threat: its head, not the dozen
+// members more a Threat has (most of the decoding of a 4 MB page).
+func threatItem(t *sentinelone.ThreatHead) Item {
 	return Item{
 		ID: t.ID, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Raw: t.Raw,
 		Values: [MaxFields]string{t.IncidentStatus, t.AnalystVerdict, t.MitigationStatus},
