@@ -36,6 +36,12 @@ const PathUAMGraphQL = "/unifiedalerts/graphql"
 //go:embed uam-schema.graphql
 var uamSchemaSource string
 
+// UAMSchema returns the Unified Alerts schema the emulator serves: a
+// byte-identical copy of SentinelOne's schema subset
+// (shared/sentinelone/uam-schema.graphql), the authority for Unified Alerts
+// names and types. The client's tests validate its documents against it.
+func UAMSchema() string { return uamSchemaSource }
+
 // uamSchema is the parsed schema, loaded once.
 var uamSchema = sync.OnceValues(func() (*ast.Schema, error) {
 	return gqlparser.LoadSchema(&ast.Source{Name: "uam-schema.graphql", Input: uamSchemaSource})

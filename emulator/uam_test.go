@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -87,16 +85,9 @@ func confFilter(levels ...any) map[string]any {
 	return map[string]any{"fieldId": "confidenceLevel", "stringIn": map[string]any{"values": levels}}
 }
 
-// TestUAMSchemaCopies: the embedded schema is the client's test copy, byte
-// for byte (both are copies of shared/sentinelone/uam-schema.graphql).
-func TestUAMSchemaCopies(t *testing.T) {
-	client, err := os.ReadFile(filepath.Join("..", "sentinelone", "testdata", "uam-schema.graphql"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(client, []byte(uamSchemaSource)) {
-		t.Error("emulator/uam-schema.graphql differs from sentinelone/testdata/uam-schema.graphql")
-	}
+// TestUAMSchemaLoads: the embedded schema (UAMSchema, the one copy of
+// shared/sentinelone/uam-schema.graphql in the repository) parses.
+func TestUAMSchemaLoads(t *testing.T) {
 	if _, err := uamSchema(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,11 @@
 package sentinelone
 
+import "slices"
+
 // One-pass decoders (fastItem) of the items the connector reads by the
-// thousand: threats (ingestion, threats.list) and agents (agents.list).
+// hundred: threats (threats.list; ingestion reads their heads, see
+// threathead.go) and agents (agents.list's ip filter; a plain list passes
+// them on as Objects).
 // Each reads what its UnmarshalJSON reads, the same way, and says no to
 // anything it would not read identically (see fastjson.go).
 
@@ -144,9 +148,11 @@ func fastEngines(v []byte) ([]DetectionEngine, bool) {
 }
 
 var (
-	threatFields     = newFields("id", "threatInfo", "agentRealtimeInfo")
-	threatInfoFields = newFields("threatId", "threatName", "sha1", "classification", "confidenceLevel",
-		"incidentStatus", "analystVerdict", "mitigationStatus", "detectionEngines", "createdAt", "updatedAt", "identifiedAt")
+	threatFields = newFields("id", "threatInfo", "agentRealtimeInfo")
+	// threatInfoFields are a head's (headInfoNames, read by readHeadInfo),
+	// then what only a Threat reads.
+	threatInfoFields = newFields(append(slices.Clone(headInfoNames),
+		"threatName", "sha1", "classification", "confidenceLevel", "detectionEngines", "identifiedAt")...)
 	agentInfoFields = newFields("agentId", "agentComputerName", "siteId", "groupId", "accountId")
 )
 
@@ -196,31 +202,22 @@ func (t *Threat) finish(raw []byte, st *itemScratch) bool {
 
 // readThreatInfo reads member i of threatInfo.
 func (t *Threat) readThreatInfo(i int, v []byte, st *itemScratch) bool {
+	if i < len(headInfoNames) {
+		return readHeadInfo(i, v, st, &t.IncidentStatus, &t.AnalystVerdict, &t.MitigationStatus, &t.CreatedAt, &t.UpdatedAt)
+	}
 	var ok bool
-	switch i {
+	switch i - len(headInfoNames) {
 	case 0:
-		st.id, ok = fastID(v)
-	case 1:
 		t.Name, ok = fastOptString(v)
-	case 2:
+	case 1:
 		t.SHA1, ok = fastOptString(v)
-	case 3:
+	case 2:
 		t.Classification, ok = fastOptString(v)
-	case 4:
+	case 3:
 		t.ConfidenceLevel, ok = fastOptString(v)
-	case 5:
-		t.IncidentStatus, ok = fastOptString(v)
-	case 6:
-		t.AnalystVerdict, ok = fastOptString(v)
-	case 7:
-		t.MitigationStatus, ok = fastOptString(v)
-	case 8:
+	case 4:
 		t.DetectionEngines, ok = fastEngines(v)
-	case 9:
-		t.CreatedAt, ok = fastTime(v)
-	case 10:
-		t.UpdatedAt, ok = fastTime(v)
-	case 11:
+	case 5:
 		t.IdentifiedAt, ok = fastTime(v)
 	}
 	return ok

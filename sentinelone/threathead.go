@@ -95,8 +95,11 @@ func (c *Client) ThreatHeadPages(ctx context.Context, f ThreatFilter) iter.Seq2[
 // The one-pass reader of a head (fastjson.go).
 
 var (
-	headFields     = newFields("id", "threatInfo")
-	headInfoFields = newFields("threatId", "incidentStatus", "analystVerdict", "mitigationStatus", "createdAt", "updatedAt")
+	headFields = newFields("id", "threatInfo")
+	// headInfoNames are the members of threatInfo a head reads, in the
+	// order of readHeadInfo's indexes; a Threat reads them first too.
+	headInfoNames  = []string{"threatId", "incidentStatus", "analystVerdict", "mitigationStatus", "createdAt", "updatedAt"}
+	headInfoFields = newFields(headInfoNames...)
 )
 
 func (*ThreatHead) fastFields() *fields { return headFields }
@@ -139,20 +142,27 @@ func (h *ThreatHead) finish(raw []byte, st *itemScratch) bool {
 
 // readInfo reads member i of threatInfo.
 func (h *ThreatHead) readInfo(i int, v []byte, st *itemScratch) bool {
+	return readHeadInfo(i, v, st, &h.IncidentStatus, &h.AnalystVerdict, &h.MitigationStatus, &h.CreatedAt, &h.UpdatedAt)
+}
+
+// readHeadInfo reads member i of headInfoNames into the fields given, for a
+// ThreatHead and a Threat alike (their UnmarshalJSON read them the same
+// way); the threatId goes to st, the id of a threat without one.
+func readHeadInfo(i int, v []byte, st *itemScratch, status, verdict, mitigation *string, created, updated *time.Time) bool {
 	var ok bool
 	switch i {
 	case 0:
 		st.id, ok = fastID(v)
 	case 1:
-		h.IncidentStatus, ok = fastOptString(v)
+		*status, ok = fastOptString(v)
 	case 2:
-		h.AnalystVerdict, ok = fastOptString(v)
+		*verdict, ok = fastOptString(v)
 	case 3:
-		h.MitigationStatus, ok = fastOptString(v)
+		*mitigation, ok = fastOptString(v)
 	case 4:
-		h.CreatedAt, ok = fastTime(v)
+		*created, ok = fastTime(v)
 	case 5:
-		h.UpdatedAt, ok = fastTime(v)
+		*updated, ok = fastTime(v)
 	}
 	return ok
 }

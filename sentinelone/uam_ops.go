@@ -2,8 +2,8 @@ package sentinelone
 
 // The GraphQL documents the client sends to the Unified Alerts endpoint.
 // Each is validated, with the variables the client sends, against
-// testdata/uam-schema.graphql (a byte-identical copy of SentinelOne's schema
-// subset) by TestUAMOperationsValidate: a name or type the schema lacks fails
+// SentinelOne's schema subset (the emulator's copy, emulator.UAMSchema) by
+// TestUAMOperationsValidate: a name or type the schema lacks fails
 // there, not on a console.
 //
 // Enum values written in a document are bare literals (viewType: ALL);

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,9 +14,11 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/validator"
 	"github.com/vektah/gqlparser/v2/validator/rules"
+
+	"github.com/s1bridge/s1bridge/emulator"
 )
 
-// testdata/uam-schema.graphql is a byte-identical copy of
+// emulator.UAMSchema is a byte-identical copy of
 // shared/sentinelone/uam-schema.graphql, the authority for Unified Alerts
 // names and types, as the Swagger subset is for REST.
 
@@ -31,12 +31,7 @@ var (
 func loadUAMSchema(t testing.TB) *ast.Schema {
 	t.Helper()
 	uamSchemaOnce.Do(func() {
-		b, err := os.ReadFile(filepath.Join("testdata", "uam-schema.graphql"))
-		if err != nil {
-			uamSchemaErr = err
-			return
-		}
-		uamSchema, uamSchemaErr = gqlparser.LoadSchema(&ast.Source{Name: "uam-schema.graphql", Input: string(b)})
+		uamSchema, uamSchemaErr = gqlparser.LoadSchema(&ast.Source{Name: "uam-schema.graphql", Input: emulator.UAMSchema()})
 	})
 	if uamSchemaErr != nil {
 		t.Fatalf("loading the UAM schema: %v", uamSchemaErr)
