@@ -194,3 +194,22 @@ func (e *Event) SetExtension(name, value string) {
 	}
 	e.Extensions[name] = value
 }
+
+// Correlation is what a stored record (a monitor, a tracked action) keeps of
+// the request that started it, to carry into its outcome event: the
+// request's id, which the event names as its correlationid, its source, and
+// its trace context. Embedded in a record, its members are the record's.
+type Correlation struct {
+	RequestID     string `json:"requestId,omitempty"`
+	RequestSource string `json:"requestSource,omitempty"`
+	TraceParent   string `json:"traceparent,omitempty"`
+	TraceState    string `json:"tracestate,omitempty"`
+}
+
+// Stamp sets e's correlationid, traceparent and tracestate from c (an empty
+// one is left out).
+func (c Correlation) Stamp(e *Event) {
+	e.SetExtension(subjects.ExtCorrelationID, c.RequestID)
+	e.SetExtension(subjects.ExtTraceParent, c.TraceParent)
+	e.SetExtension(subjects.ExtTraceState, c.TraceState)
+}

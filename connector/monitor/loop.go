@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -129,30 +128,28 @@ func (l *monitorLoop) nextWake() time.Time {
 
 // apply takes one watch entry into the loop's state.
 func (l *monitorLoop) apply(e jetstream.KeyValueEntry) {
-	id := strings.TrimPrefix(e.Key(), l.ms.key(""))
-	l.maxRev = max(l.maxRev, e.Revision())
-	w := l.all[id]
-	if op := e.Operation(); op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge {
+	en := store.DecodeEntry[monitorRecord](e, l.ms.key(""))
+	l.maxRev = max(l.maxRev, en.Rev)
+	w := l.all[en.ID]
+	switch {
+	case en.Deleted:
 		if w != nil {
 			l.unindex(w)
-			delete(l.all, id)
+			delete(l.all, en.ID)
 		}
 		return
-	}
-	if w != nil && e.Revision() <= w.rev {
+	case w != nil && en.Rev <= w.rev:
 		return // our own claim, applied already
-	}
-	var rec monitorRecord
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		l.ms.log.Error("monitors: unreadable record ignored", "key", e.Key(), "error", err)
+	case en.Err != nil:
+		l.ms.log.Error("monitors: unreadable record ignored", "key", e.Key(), "error", en.Err)
 		return
 	}
 	if w == nil {
 		w = &watched{}
-		l.all[id] = w
+		l.all[en.ID] = w
 	}
 	l.unindex(w)
-	w.rec, w.rev, w.interval, w.done = rec, e.Revision(), time.Duration(rec.PollInterval), false
+	w.rec, w.rev, w.interval, w.done = en.Rec, en.Rev, time.Duration(en.Rec.PollInterval), false
 	l.index(w)
 }
 

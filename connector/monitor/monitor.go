@@ -84,10 +84,7 @@ type monitorRecord struct {
 	// State is the state of the first reply, which repeats return.
 	State string `json:"state"`
 	// The request's correlation, carried into the outcome event.
-	RequestID     string `json:"requestId,omitempty"`
-	RequestSource string `json:"requestSource,omitempty"`
-	TraceParent   string `json:"traceparent,omitempty"`
-	TraceState    string `json:"tracestate,omitempty"`
+	ce.Correlation
 	// End is set by the claim that decided the outcome.
 	End *monitorEnd `json:"end,omitempty"`
 }
@@ -257,8 +254,8 @@ func (ms *Set) Start(ctx context.Context, spec handlers.MonitorSpec) (*handlers.
 		rec := &monitorRecord{
 			MonitorID: id, ThreatID: spec.ThreatID, StartedAt: started, Deadline: started.Add(spec.Timeout),
 			PollInterval: jsonDuration(spec.PollInterval), ThreatUpdatedAt: t.UpdatedAt, State: handlers.MonitorWatching,
-			RequestID: spec.Request.ID, RequestSource: spec.Request.Source,
-			TraceParent: spec.Request.TraceParent, TraceState: spec.Request.TraceState,
+			Correlation: ce.Correlation{RequestID: spec.Request.ID, RequestSource: spec.Request.Source,
+				TraceParent: spec.Request.TraceParent, TraceState: spec.Request.TraceState},
 		}
 		if t.IncidentStatus == sentinelone.IncidentResolved {
 			rec.State = handlers.MonitorResolved
@@ -421,9 +418,7 @@ func (ms *Set) event(rec *monitorRecord) (*nats.Msg, error) {
 		Type: subjects.MonitorType(end.Outcome), Subject: rec.ThreatID, Time: end.At,
 		DataContentType: subjects.ContentTypeJSON, Data: data,
 	}
-	ev.SetExtension(subjects.ExtCorrelationID, rec.RequestID)
-	ev.SetExtension(subjects.ExtTraceParent, rec.TraceParent)
-	ev.SetExtension(subjects.ExtTraceState, rec.TraceState)
+	rec.Stamp(&ev)
 	h, body, err := ce.Encode(ev, ms.mode)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -202,4 +203,27 @@ func (s *Store) SaveCursor(ctx context.Context, bucket subjects.Bucket, key stri
 		return fmt.Errorf("write poll cursor %s: %w", key, err)
 	}
 	return nil
+}
+
+// Entry is a KV watch entry of an ending record's bucket as a loop takes
+// it: the id (the key below prefix), whether the key is gone (deleted or
+// purged: its record ended), and otherwise the record R decoded. Err is set
+// when the value is not a record; the loop logs and skips it.
+type Entry[R any] struct {
+	ID      string
+	Rev     uint64
+	Deleted bool
+	Rec     R
+	Err     error
+}
+
+// DecodeEntry reads e, a key below prefix holding JSON records of type R.
+func DecodeEntry[R any](e jetstream.KeyValueEntry, prefix string) Entry[R] {
+	out := Entry[R]{ID: strings.TrimPrefix(e.Key(), prefix), Rev: e.Revision()}
+	if op := e.Operation(); op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge {
+		out.Deleted = true
+		return out
+	}
+	out.Err = json.Unmarshal(e.Value(), &out.Rec)
+	return out
 }

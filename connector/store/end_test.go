@@ -160,3 +160,47 @@ func TestPollCursor(t *testing.T) {
 		t.Errorf("unreadable cursor: %v", err)
 	}
 }
+
+// TestDecodeEntry: a loop's watch entries as DecodeEntry reads them: a
+// record, one that is not JSON (an error, not a record), a deleted and a
+// purged key (Deleted, nothing decoded).
+func TestDecodeEntry(t *testing.T) {
+	st, _ := open(t, "s1")
+	ctx := context.Background()
+	kv := st.KV(subjects.BucketTracking)
+	type rec struct {
+		N int `json:"n"`
+	}
+	w, err := kv.Watch(ctx, "main.t.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.Stop() }()
+	if e := <-w.Updates(); e != nil {
+		t.Fatalf("an empty bucket delivered %v", e)
+	}
+	for _, step := range []func() error{
+		func() error { _, err := kv.Put(ctx, "main.t.a", []byte(`{"n":7}`)); return err },
+		func() error { _, err := kv.Put(ctx, "main.t.b", []byte(`{`)); return err },
+		func() error { return kv.Delete(ctx, "main.t.a") },
+		func() error { return kv.Purge(ctx, "main.t.b") },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for range 4 {
+		select {
+		case e := <-w.Updates():
+			en := DecodeEntry[rec](e, "main.t.")
+			got = append(got, fmt.Sprintf("%s rev %d deleted %t n %d err %t", en.ID, en.Rev, en.Deleted, en.Rec.N, en.Err != nil))
+		case <-time.After(5 * time.Second):
+			t.Fatalf("watch delivered %v only", got)
+		}
+	}
+	want := []string{"a rev 1 deleted false n 7 err false", "b rev 2 deleted false n 0 err true", "a rev 3 deleted true n 0 err false", "b rev 4 deleted true n 0 err false"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("entries:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -2,10 +2,8 @@ package tracking
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -119,22 +117,21 @@ func (l *loop) report() {
 
 // apply takes one watch entry into the loop's state.
 func (l *loop) apply(e jetstream.KeyValueEntry) {
-	id := strings.TrimPrefix(e.Key(), l.s.key(""))
-	l.maxRev = max(l.maxRev, e.Revision())
+	en := store.DecodeEntry[record](e, l.s.key(""))
+	id, rec := en.ID, en.Rec
+	l.maxRev = max(l.maxRev, en.Rev)
 	w := l.all[id]
-	if op := e.Operation(); op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge {
+	switch {
+	case en.Deleted:
 		if w != nil {
 			l.unindex(w)
 			delete(l.all, id)
 		}
 		return
-	}
-	if w != nil && e.Revision() <= w.rev {
+	case w != nil && en.Rev <= w.rev:
 		return // our own write, applied already
-	}
-	var rec record
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		l.s.log.Error("tracking: unreadable record ignored", "key", e.Key(), "error", err)
+	case en.Err != nil:
+		l.s.log.Error("tracking: unreadable record ignored", "key", e.Key(), "error", en.Err)
 		return
 	}
 	if w == nil {
@@ -142,7 +139,7 @@ func (l *loop) apply(e jetstream.KeyValueEntry) {
 		l.all[id] = w
 	}
 	l.unindex(w)
-	*w = tracked{rec: rec, rev: e.Revision(), conf: confirmationOf(rec.Action, rec.Variant)}
+	*w = tracked{rec: rec, rev: en.Rev, conf: confirmationOf(rec.Action, rec.Variant)}
 	if w.conf == nil && rec.End == nil {
 		l.s.log.Warn("tracking: an action this version does not track; it will time out", "tracking_id", id, "tracked_action", confirmKey(rec.Action, rec.Variant))
 	}

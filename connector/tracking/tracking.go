@@ -103,10 +103,7 @@ type record struct {
 	// not refuse: the poller looks them up.
 	Unmatched bool `json:"unmatched,omitempty"`
 	// The request's correlation, carried into the outcome event.
-	RequestID     string `json:"requestId,omitempty"`
-	RequestSource string `json:"requestSource,omitempty"`
-	TraceParent   string `json:"traceparent,omitempty"`
-	TraceState    string `json:"tracestate,omitempty"`
+	ce.Correlation
 	// End is set by the claim that decided the outcome.
 	End *end `json:"end,omitempty"`
 }
@@ -278,8 +275,8 @@ func (s *Set) newRecord(id string, spec handlers.TrackSpec) *record {
 	decided := now()
 	rec := &record{
 		TrackingID: id, Action: spec.Action, Variant: spec.Variant, RequestedAt: at, Deadline: at.Add(timeout),
-		Targets:   make([]events.ActionTarget, 0, len(spec.Targets)),
-		RequestID: spec.Request.ID, RequestSource: spec.Request.Source, TraceParent: spec.Request.TraceParent, TraceState: spec.Request.TraceState,
+		Targets:     make([]events.ActionTarget, 0, len(spec.Targets)),
+		Correlation: ce.Correlation{RequestID: spec.Request.ID, RequestSource: spec.Request.Source, TraceParent: spec.Request.TraceParent, TraceState: spec.Request.TraceState},
 	}
 	refused := 0
 	for _, t := range spec.Targets {
@@ -376,9 +373,7 @@ func (s *Set) event(rec *record) (*nats.Msg, error) {
 		Type: subjects.ActionOutcomeType(e.Outcome), Subject: rec.TrackingID, Time: e.At,
 		DataContentType: subjects.ContentTypeJSON, Data: data,
 	}
-	ev.SetExtension(subjects.ExtCorrelationID, rec.RequestID)
-	ev.SetExtension(subjects.ExtTraceParent, rec.TraceParent)
-	ev.SetExtension(subjects.ExtTraceState, rec.TraceState)
+	rec.Stamp(&ev)
 	h, body, err := ce.Encode(ev, s.mode)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/s1bridge/s1bridge/config"
+	"github.com/s1bridge/s1bridge/connector/ce"
 	"github.com/s1bridge/s1bridge/connector/store"
 	"github.com/s1bridge/s1bridge/emulator"
 	"github.com/s1bridge/s1bridge/events"
@@ -177,7 +178,7 @@ func TestLoopCompletesLeftClaims(t *testing.T) {
 		return &record{
 			TrackingID: subjects.TrackingID("main", "/test", strconv.Itoa(i)), Action: handlers.ActionAgentsDisconnect,
 			Targets:     []events.ActionTarget{{ID: agents[i%len(agents)], State: events.TargetPending}},
-			RequestedAt: past.Add(-time.Hour), Deadline: past, RequestID: strconv.Itoa(i), End: e,
+			RequestedAt: past.Add(-time.Hour), Deadline: past, Correlation: ce.Correlation{RequestID: strconv.Itoa(i)}, End: e,
 		}
 	}
 	unpublished := rec(0, &end{Outcome: subjects.OutcomeTimedOut, At: past, EndedAt: past})
