@@ -246,7 +246,18 @@
 // 1.20 (p50 285 and 244 µs; one run rounds up from 1.2004 and misses), the
 // slow console 92.0% and 92.9% of the ideal (it was 82 to 86%; GOGC=off did
 // not change it, so what is left there is the in-phase bursts, not the
-// collector).
+// collector). A third pair of quiet runs, after the ingestion changes below:
+// 1.11 and 1.40 (p50 291 and 333 µs against 263 and 238), 93.4% and 90.1%.
+// What s1bridge adds to b + c at p50 moved from 28 to 94 µs between two runs
+// minutes apart with nothing else on the machine: the path hands a request
+// from goroutine to goroutine (the subscription's, a worker's, the HTTP
+// client's, the flusher's) and each hand-over that finds its thread asleep
+// costs tens of microseconds on this VM. Serving a request on the
+// subscription's goroutine took about 30 µs off (measured, not kept: a slow
+// console would then hold every later request of that action behind it).
+// Taking one hand-over out for good needs the endpoints' subscriptions to
+// feed the workers directly (a channel subscription the worker pool reads),
+// with the queue wait, drain and 503 semantics rebuilt around it.
 //
 // Ingestion: the threat source reads each threat's head
 // (sentinelone.ThreatHead: id, statuses, createdAt, updatedAt, Raw), not
@@ -266,7 +277,8 @@
 // next) changed nothing measurable. Reading the next page only when the
 // last is committed (no prefetch) brought the peak RSS to 65.5 MiB but the
 // rate down from about 25,000 to 19,000 threats/s. The threat backlog is
-// 53% and 73% of raw in the two quiet runs, its peak RSS 80.2 and 77.8 MiB:
+// 53% and 73% of raw in the two quiet runs (53% and 59% in the third pair,
+// with threat heads), its peak RSS 80.2 and 77.8 MiB (72.5 and 77.8):
 // the raw publisher's rate itself moves from 31,600 to 49,700 msgs/s
 // between the runs, and s1bridge stores two messages a threat (the event and
 // the state) where it stores one. Meeting 60% on the fast runs takes fewer
