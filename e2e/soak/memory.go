@@ -27,12 +27,17 @@ type memLook struct {
 	Replicas []replicaMem
 }
 
-// replicaMem is one replica's memory at a look.
+// replicaMem is one replica's memory at a look: its RSS as the look finds
+// it, which moves with the garbage of the last burst of traffic (a list of
+// 1,000 threats is megabytes, times the callers at once) until the
+// scavenger returns it, and Retained, its RSS once it has collected and
+// returned its free memory (writing the heap profile does): what it keeps.
 type replicaMem struct {
-	Name    string
-	RSS     int64
-	Profile string
-	Err     error
+	Name     string
+	RSS      int64
+	Retained int64
+	Profile  string
+	Err      error
 }
 
 // memSnapshot is one look at the process's memory.
@@ -111,6 +116,9 @@ func (s *soak) look(at time.Duration, when string) memLook {
 				m.Profile = filepath.Join(s.o.Profiles, r.job.Name+"-heap-"+when+".pprof")
 				m.Err = os.Rename(p, m.Profile)
 			}
+			if m.Err == nil {
+				m.Retained, m.Err = r.rss()
+			}
 		}
 		l.Replicas = append(l.Replicas, m)
 	}
@@ -146,19 +154,21 @@ func (s *soak) lateSnapshot(began time.Time) {
 }
 
 // growth returns each replica's RSS growth from the early look to the late
-// one, as a fraction, and the harness's; ok is false without both looks.
-func (s *summary) growth() (replicas []float64, harness float64, ok bool) {
+// one, as a fraction, as found and retained, and the harness's; ok is false
+// without both looks.
+func (s *summary) growth() (replicas, retained []float64, harness float64, ok bool) {
 	e, l := s.MemEarly, s.MemLate
 	if len(e.Replicas) == 0 || len(e.Replicas) != len(l.Replicas) || e.Harness.RSS == 0 || l.Harness.RSS == 0 {
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
 	for i := range e.Replicas {
-		if e.Replicas[i].RSS == 0 {
-			return nil, 0, false
+		if e.Replicas[i].RSS == 0 || e.Replicas[i].Retained == 0 {
+			return nil, nil, 0, false
 		}
 		replicas = append(replicas, float64(l.Replicas[i].RSS-e.Replicas[i].RSS)/float64(e.Replicas[i].RSS))
+		retained = append(retained, float64(l.Replicas[i].Retained-e.Replicas[i].Retained)/float64(e.Replicas[i].Retained))
 	}
-	return replicas, float64(l.Harness.RSS-e.Harness.RSS) / float64(e.Harness.RSS), true
+	return replicas, retained, float64(l.Harness.RSS-e.Harness.RSS) / float64(e.Harness.RSS), true
 }
 
 // lookErrors lists what went wrong in the looks.

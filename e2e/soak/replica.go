@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -86,10 +87,20 @@ func runReplica(job replicaJob) error {
 	return c.Run(ctx)
 }
 
-// writeHeap collects garbage and writes the heap profile to path, complete
-// or not at all (it appears by a rename).
+// writeHeap collects garbage, returns the free memory to the system (so
+// that the RSS read after it is what the process keeps, not what its last
+// burst left to the scavenger), and writes the heap profile to path,
+// complete or not at all (it appears by a rename).
 func writeHeap(path string) error {
-	runtime.GC()
+	debug.FreeOSMemory() // a collection first, then the return
+	// What the RSS read after this is made of, for the attribution of a
+	// growth: spans in use against the live objects in them (the rest is
+	// fragmentation), and the runtime's own.
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Fprintf(os.Stderr, "soak: %s: Go heap in use %.1f MiB holding %.1f MiB of live objects, stacks %.1f MiB, runtime %.1f MiB\n",
+		filepath.Base(path), mib(int64(ms.HeapInuse)), mib(int64(ms.HeapAlloc)), mib(int64(ms.StackInuse)),
+		mib(int64(ms.GCSys+ms.MSpanSys+ms.MCacheSys+ms.BuckHashSys+ms.OtherSys)))
 	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {

@@ -687,17 +687,19 @@ func (s *summary) print(w io.Writer) {
 		if i < len(s.MemLate.Replicas) {
 			late = s.MemLate.Replicas[i]
 		}
-		row("memory, "+r.Name, fmt.Sprintf("RSS %.1f MiB at %s, %.1f MiB at %s; heap profiles %s, %s",
-			mib(r.RSS), s.MemEarly.Harness.At.Round(time.Second), mib(late.RSS), s.MemLate.Harness.At.Round(time.Second), r.Profile, late.Profile))
+		row("memory, "+r.Name, fmt.Sprintf("RSS %.1f MiB at %s (%.1f MiB retained), %.1f MiB at %s (%.1f MiB retained); heap profiles %s, %s",
+			mib(r.RSS), s.MemEarly.Harness.At.Round(time.Second), mib(r.Retained), mib(late.RSS), s.MemLate.Harness.At.Round(time.Second), mib(late.Retained), r.Profile, late.Profile))
 	}
 	row("memory, harness, early", s.MemEarly.Harness.String())
 	row("memory, harness, late", s.MemLate.Harness.String())
-	if g, h, ok := s.growth(); ok {
-		var parts []string
+	if g, kept, h, ok := s.growth(); ok {
+		var parts, keptParts []string
 		for i, v := range g {
 			parts = append(parts, fmt.Sprintf("%s %+.1f%%", s.MemEarly.Replicas[i].Name, 100*v))
+			keptParts = append(keptParts, fmt.Sprintf("%s %+.1f%%", s.MemEarly.Replicas[i].Name, 100*kept[i]))
 		}
 		row("RSS growth", fmt.Sprintf("%s (harness %+.1f%%), from the early look to the late one (go tool pprof -diff_base <early> <late>)", strings.Join(parts, ", "), 100*h))
+		row("retained RSS growth", strings.Join(keptParts, ", ")+" (each replica's RSS once it has collected and returned its free memory)")
 	}
 	for _, err := range s.lookErrors() {
 		row("memory look failed", err.Error())
