@@ -149,7 +149,7 @@ func fastEngines(v []byte) ([]DetectionEngine, bool) {
 
 var (
 	threatFields = newFields("id", "threatInfo", "agentRealtimeInfo")
-	// threatInfoFields are a head's (headInfoNames, read by readHeadInfo),
+	// threatInfoFields are a head's (headInfoNames, read by headRef.readInfo),
 	// then what only a Threat reads.
 	threatInfoFields = newFields(append(slices.Clone(headInfoNames),
 		"threatName", "sha1", "classification", "confidenceLevel", "detectionEngines", "identifiedAt")...)
@@ -185,25 +185,19 @@ func (t *Threat) fastNested(i int, st *itemScratch) (*fields, func(j int, v []by
 	return nil, nil
 }
 
+// ref points at t's head fields, which it reads as a ThreatHead does.
+func (t *Threat) ref() headRef {
+	return headRef{&t.ID, &t.IncidentStatus, &t.AnalystVerdict, &t.MitigationStatus, &t.CreatedAt, &t.UpdatedAt, &t.Raw}
+}
+
 func (t *Threat) finish(raw []byte, st *itemScratch) bool {
-	if !st.seen {
-		return false
-	}
-	// As newThreat does.
-	if t.ID == "" {
-		t.ID = st.id
-	}
-	t.IncidentStatus = LowerSnake(t.IncidentStatus)
-	t.AnalystVerdict = LowerSnake(t.AnalystVerdict)
-	t.MitigationStatus = LowerSnake(t.MitigationStatus)
-	t.Raw = raw
-	return true
+	return t.ref().finish(raw, st)
 }
 
 // readThreatInfo reads member i of threatInfo.
 func (t *Threat) readThreatInfo(i int, v []byte, st *itemScratch) bool {
 	if i < len(headInfoNames) {
-		return readHeadInfo(i, v, st, &t.IncidentStatus, &t.AnalystVerdict, &t.MitigationStatus, &t.CreatedAt, &t.UpdatedAt)
+		return t.ref().readInfo(i, v, st)
 	}
 	var ok bool
 	switch i - len(headInfoNames) {

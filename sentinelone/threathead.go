@@ -97,7 +97,7 @@ func (c *Client) ThreatHeadPages(ctx context.Context, f ThreatFilter) iter.Seq2[
 var (
 	headFields = newFields("id", "threatInfo")
 	// headInfoNames are the members of threatInfo a head reads, in the
-	// order of readHeadInfo's indexes; a Threat reads them first too.
+	// order of headRef.readInfo's indexes; a Threat reads them first too.
 	headInfoNames  = []string{"threatId", "incidentStatus", "analystVerdict", "mitigationStatus", "createdAt", "updatedAt"}
 	headInfoFields = newFields(headInfoNames...)
 )
@@ -126,43 +126,59 @@ func (h *ThreatHead) fastNested(i int, st *itemScratch) (*fields, func(j int, v 
 	return nil, nil
 }
 
-func (h *ThreatHead) finish(raw []byte, st *itemScratch) bool {
-	if !st.seen {
-		return false
-	}
-	if h.ID == "" {
-		h.ID = st.id
-	}
-	h.IncidentStatus = LowerSnake(h.IncidentStatus)
-	h.AnalystVerdict = LowerSnake(h.AnalystVerdict)
-	h.MitigationStatus = LowerSnake(h.MitigationStatus)
-	h.Raw = raw
-	return true
-}
+func (h *ThreatHead) finish(raw []byte, st *itemScratch) bool { return h.ref().finish(raw, st) }
 
 // readInfo reads member i of threatInfo.
 func (h *ThreatHead) readInfo(i int, v []byte, st *itemScratch) bool {
-	return readHeadInfo(i, v, st, &h.IncidentStatus, &h.AnalystVerdict, &h.MitigationStatus, &h.CreatedAt, &h.UpdatedAt)
+	return h.ref().readInfo(i, v, st)
 }
 
-// readHeadInfo reads member i of headInfoNames into the fields given, for a
-// ThreatHead and a Threat alike (their UnmarshalJSON read them the same
-// way); the threatId goes to st, the id of a threat without one.
-func readHeadInfo(i int, v []byte, st *itemScratch, status, verdict, mitigation *string, created, updated *time.Time) bool {
+func (h *ThreatHead) ref() headRef {
+	return headRef{&h.ID, &h.IncidentStatus, &h.AnalystVerdict, &h.MitigationStatus, &h.CreatedAt, &h.UpdatedAt, &h.Raw}
+}
+
+// headRef points at a threat's head fields, in a ThreatHead or a Threat:
+// both read them the same way (as their UnmarshalJSON do).
+type headRef struct {
+	id, status, verdict, mitigation *string
+	created, updated                *time.Time
+	raw                             *json.RawMessage
+}
+
+// readInfo reads member i of headInfoNames; the threatId goes to st, the
+// id of a threat without one.
+func (r headRef) readInfo(i int, v []byte, st *itemScratch) bool {
 	var ok bool
 	switch i {
 	case 0:
 		st.id, ok = fastID(v)
 	case 1:
-		*status, ok = fastOptString(v)
+		*r.status, ok = fastOptString(v)
 	case 2:
-		*verdict, ok = fastOptString(v)
+		*r.verdict, ok = fastOptString(v)
 	case 3:
-		*mitigation, ok = fastOptString(v)
+		*r.mitigation, ok = fastOptString(v)
 	case 4:
-		*created, ok = fastTime(v)
+		*r.created, ok = fastTime(v)
 	case 5:
-		*updated, ok = fastTime(v)
+		*r.updated, ok = fastTime(v)
 	}
 	return ok
+}
+
+// finish completes a head read in one pass, as newThreat and
+// ThreatHead.UnmarshalJSON do: refused without threatInfo, the id from
+// threatId when there is no id, the statuses normalised.
+func (r headRef) finish(raw []byte, st *itemScratch) bool {
+	if !st.seen {
+		return false
+	}
+	if *r.id == "" {
+		*r.id = st.id
+	}
+	*r.status = LowerSnake(*r.status)
+	*r.verdict = LowerSnake(*r.verdict)
+	*r.mitigation = LowerSnake(*r.mitigation)
+	*r.raw = raw
+	return true
 }
