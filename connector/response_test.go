@@ -108,35 +108,11 @@ func TestResponseActionsThroughNATS(t *testing.T) {
 // mitigation applies to them).
 func windowsThreatIDs(t *testing.T, env *testenv.Env, n int) []string {
 	t.Helper()
-	r := env.Call(t, handlers.ActionThreatsList, `{"limit":1000,"all":true}`)
-	if r.Err != nil {
-		t.Fatal(r.Err)
+	out := env.Emu.ThreatsOn("windows", true, n)
+	if len(out) < n {
+		t.Fatalf("only %d Windows threats on active agents", len(out))
 	}
-	var l struct{ Items []json.RawMessage }
-	if err := json.Unmarshal(r.Event.Data, &l); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, it := range l.Items {
-		var th struct {
-			ID    string `json:"id"`
-			Agent struct {
-				OS     string `json:"agentOsType"`
-				Active bool   `json:"agentIsActive"`
-			} `json:"agentRealtimeInfo"`
-		}
-		if err := json.Unmarshal(it, &th); err != nil {
-			t.Fatal(err)
-		}
-		if th.Agent.OS == "windows" && th.Agent.Active {
-			out = append(out, th.ID)
-			if len(out) == n {
-				return out
-			}
-		}
-	}
-	t.Fatalf("only %d Windows threats on active agents", len(out))
-	return nil
+	return out
 }
 
 // TestMaxTargetsFromConfig: consoles.<name>.actions.max_targets reaches the

@@ -278,3 +278,24 @@ func (e *Emulator) Threat(id string) (ThreatState, bool) {
 		CreatedAt: time.Unix(0, t.created).UTC(), UpdatedAt: time.Unix(0, t.updated).UTC(),
 	}, true
 }
+
+// ThreatsOn returns up to n threats that queries see, in id order, on agents
+// running osType, only on active agents when active is set: what a test
+// picks to act on (every mitigation applies to a threat on an active
+// Windows agent).
+func (e *Emulator) ThreatsOn(osType string, active bool, n int) []string {
+	e.settle()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	var out []string
+	for _, id := range sortedIDs(e.threats.t) {
+		if len(out) == n {
+			break
+		}
+		t, _ := lookup(e.threats.t, id)
+		if t.hiddenUntil == 0 && t.agent.osType == osType && (!active || t.agent.isActive) {
+			out = append(out, id)
+		}
+	}
+	return out
+}

@@ -67,31 +67,13 @@ func filterIDs(f map[string]any) ([]string, bool) {
 
 // windowsThreats returns n threats on active Windows agents (every
 // mitigation applies there).
-func windowsThreats(t *testing.T, env *Env, n int) []string {
+func windowsThreats(t *testing.T, e *emulator.Emulator, n int) []string {
 	t.Helper()
-	var got listResult
-	mustRun(t, env, ActionThreatsList, `{"limit":1000,"all":true}`, &got)
-	var out []string
-	for _, it := range got.Items {
-		var th struct {
-			ID    string `json:"id"`
-			Agent struct {
-				OS     string `json:"agentOsType"`
-				Active bool   `json:"agentIsActive"`
-			} `json:"agentRealtimeInfo"`
-		}
-		if err := json.Unmarshal(it, &th); err != nil {
-			t.Fatal(err)
-		}
-		if th.Agent.OS == "windows" && th.Agent.Active {
-			out = append(out, th.ID)
-		}
-		if len(out) == n {
-			return out
-		}
+	out := e.ThreatsOn("windows", true, n)
+	if len(out) < n {
+		t.Fatalf("only %d Windows threats on active agents", len(out))
 	}
-	t.Fatalf("only %d Windows threats on active agents", len(out))
-	return nil
+	return out
 }
 
 // TestResponseActions runs every response action through its handler
@@ -100,7 +82,7 @@ func windowsThreats(t *testing.T, env *Env, n int) []string {
 // and data.
 func TestResponseActions(t *testing.T) {
 	e, env := emu(t)
-	threats := windowsThreats(t, env, 3)
+	threats := windowsThreats(t, e, 3)
 	agents := e.IDs().Agents[:2]
 	idList := func(ids []string) string { b, _ := json.Marshal(ids); return string(b) }
 

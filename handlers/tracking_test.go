@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/s1bridge/s1bridge/emulator"
 )
 
 // Track implements Runtime: it records spec and answers a tracking id made
@@ -23,25 +25,9 @@ func (f *fakeRuntime) Track(_ context.Context, console string, spec TrackSpec) (
 }
 
 // threatsOn returns n threats whose agent runs os.
-func threatsOn(t *testing.T, env *Env, os string, n int) []string {
+func threatsOn(t *testing.T, e *emulator.Emulator, os string, n int) []string {
 	t.Helper()
-	var got listResult
-	mustRun(t, env, ActionThreatsList, `{"limit":1000,"all":true}`, &got)
-	var out []string
-	for _, it := range got.Items {
-		var th struct {
-			ID    string `json:"id"`
-			Agent struct {
-				OS string `json:"agentOsType"`
-			} `json:"agentRealtimeInfo"`
-		}
-		if err := json.Unmarshal(it, &th); err != nil {
-			t.Fatal(err)
-		}
-		if th.Agent.OS == os && len(out) < n {
-			out = append(out, th.ID)
-		}
-	}
+	out := e.ThreatsOn(os, false, n)
 	if len(out) < n {
 		t.Fatalf("only %d threats on %s", len(out), os)
 	}
@@ -57,8 +43,8 @@ func TestTrackedActionsHandToRuntime(t *testing.T) {
 	e, env := emu(t)
 	rt := &fakeRuntime{}
 	env.Runtime = rt
-	win := windowsThreats(t, env, 2)
-	linux := threatsOn(t, env, "linux", 1)
+	win := windowsThreats(t, e, 2)
+	linux := threatsOn(t, e, "linux", 1)
 	agents := e.IDs().Agents[:2]
 	const unknown = "1999999999999999999"
 	q := func(ids ...string) string { b, _ := json.Marshal(ids); return string(b) }
