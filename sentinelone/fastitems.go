@@ -67,17 +67,9 @@ var nicFields = newFields("id", "name", "physical", "inet", "inet6")
 
 // fastInterfaces reads networkInterfaces.
 func fastInterfaces(v []byte) ([]NetworkInterface, bool) {
-	switch v[0] {
-	case 'n':
-		return nil, true
-	case '[':
-	default:
-		return nil, false
-	}
-	out := []NetworkInterface{}
-	ok := eachElement(v, func(e []byte) bool {
+	return fastArray(v, func(e []byte) (NetworkInterface, bool) {
 		var n NetworkInterface
-		if !readMembers(e, nicFields, func(i int, f []byte) bool {
+		ok := readMembers(e, nicFields, func(i int, f []byte) bool {
 			var (
 				s  string
 				ok bool
@@ -96,38 +88,23 @@ func fastInterfaces(v []byte) ([]NetworkInterface, bool) {
 				n.Inet6, ok = fastStrings(f)
 			}
 			return ok
-		}) {
-			return false
-		}
-		out = append(out, n)
-		return true
+		})
+		return n, ok
 	})
-	return out, ok
 }
 
 var engineFields = newFields("key", "title")
 
 // fastEngines reads detectionEngines: strings or {key,title} objects.
 func fastEngines(v []byte) ([]DetectionEngine, bool) {
-	switch v[0] {
-	case 'n':
-		return nil, true
-	case '[':
-	default:
-		return nil, false
-	}
-	out := []DetectionEngine{}
-	ok := eachElement(v, func(e []byte) bool {
-		var d DetectionEngine
+	return fastArray(v, func(e []byte) (DetectionEngine, bool) {
 		switch e[0] {
 		case '"':
 			s, ok := fastString(e)
-			d = DetectionEngine{Key: s, Title: s}
-			if !ok {
-				return false
-			}
+			return DetectionEngine{Key: s, Title: s}, ok
 		case '{':
-			if !readMembers(e, engineFields, func(i int, f []byte) bool {
+			var d DetectionEngine
+			ok := readMembers(e, engineFields, func(i int, f []byte) bool {
 				var ok bool
 				if i == 0 {
 					d.Key, ok = fastOptString(f)
@@ -135,16 +112,11 @@ func fastEngines(v []byte) ([]DetectionEngine, bool) {
 					d.Title, ok = fastOptString(f)
 				}
 				return ok
-			}) {
-				return false
-			}
-		default:
-			return false
+			})
+			return d, ok
 		}
-		out = append(out, d)
-		return true
+		return DetectionEngine{}, false
 	})
-	return out, ok
 }
 
 var (

@@ -627,7 +627,12 @@ func fastTime(v []byte) (time.Time, bool) {
 
 // fastStrings reads a []string: null is nil, [] an empty slice, a null
 // element "".
-func fastStrings(v []byte) ([]string, bool) {
+func fastStrings(v []byte) ([]string, bool) { return fastArray(v, fastOptString) }
+
+// fastArray reads a slice field whose elements elem reads: null is nil, []
+// an empty slice; anything else, or an element elem does not take, is not
+// read here.
+func fastArray[T any](v []byte, elem func(e []byte) (T, bool)) ([]T, bool) {
 	switch v[0] {
 	case 'n':
 		return nil, true
@@ -635,10 +640,10 @@ func fastStrings(v []byte) ([]string, bool) {
 	default:
 		return nil, false
 	}
-	out := []string{}
+	out := []T{}
 	ok := eachElement(v, func(e []byte) bool {
-		s, ok := fastOptString(e)
-		out = append(out, s)
+		x, ok := elem(e)
+		out = append(out, x)
 		return ok
 	})
 	return out, ok
