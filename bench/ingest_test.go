@@ -386,7 +386,7 @@ func readUpstream(ctx context.Context, emuURL string, of backlogOf) (time.Durati
 		}
 	} else {
 		f := sentinelone.ThreatFilter{UpdatedAtGte: since, SortBy: "updatedAt", SortOrder: sentinelone.SortAsc, Limit: cc.Ingest.PageSize}
-		for page, err := range client.ThreatPages(ctx, f) {
+		for page, err := range client.ThreatHeadPages(ctx, f) { // as the connector reads them
 			if err != nil {
 				return 0, err
 			}
