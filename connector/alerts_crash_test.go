@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"testing"
@@ -100,25 +99,7 @@ func TestAlertIngestSurvivesSIGKILL(t *testing.T) {
 	child := startChildMode(t, childAlerts, srv.ClientURL(), emuURL)
 	defer func() { _ = child.Process.Signal(os.Interrupt); _ = child.Wait() }()
 	all := emu.IDs().UAMAlerts
-	want := uint64(len(all) + len(wantChanges))
-	testenv.WaitFor(t, 120*time.Second, fmt.Sprintf("%d events", want), func() bool {
-		return testenv.StreamMsgs(nc, stream) >= want
-	})
-	time.Sleep(3 * cfg.Consoles["main"].Ingest.Interval)
-	evs := testenv.ReadStream(t, nc, stream)
-	testenv.CheckExactlyOnceOf(t, evs, subjects.EntityAlert, all)
-	got := map[string]bool{}
-	for _, e := range evs {
-		got[e.ID] = true
-	}
-	for id := range wantChanges {
-		if !got[id] {
-			t.Errorf("change %s never published", id)
-		}
-	}
-	if uint64(len(evs)) != want {
-		t.Errorf("stream holds %d events, want %d (%d created + %d changes)", len(evs), want, len(all), len(wantChanges))
-	}
+	checkCrashStream(t, nc, cfg, subjects.EntityAlert, all, wantChanges)
 	t.Logf("%d alerts, %d kills at %v events, %d changes: 0 lost, 0 duplicated, in %s",
 		len(all), rounds, killedAt, len(wantChanges), time.Since(start).Round(100*time.Millisecond))
 }

@@ -17,9 +17,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/s1bridge/s1bridge/config"
 	"github.com/s1bridge/s1bridge/connector"
 	"github.com/s1bridge/s1bridge/emulator"
 	"github.com/s1bridge/s1bridge/internal/testenv"
+	"github.com/s1bridge/s1bridge/subjects"
 )
 
 // The crash test runs the connector as a child process (this test binary,
@@ -172,25 +174,7 @@ func TestIngestSurvivesSIGKILL(t *testing.T) {
 	child := startChild(t, srv.ClientURL(), emuURL)
 	defer func() { _ = child.Process.Signal(os.Interrupt); _ = child.Wait() }()
 	all := emu.IDs().Threats
-	want := uint64(len(all) + len(wantChanges))
-	testenv.WaitFor(t, 120*time.Second, fmt.Sprintf("%d events", want), func() bool {
-		return testenv.StreamMsgs(nc, cfg.EventsStreamName()) >= want
-	})
-	time.Sleep(3 * cfg.Consoles["main"].Ingest.Interval)
-	events := testenv.ReadStream(t, nc, cfg.EventsStreamName())
-	testenv.CheckExactlyOnce(t, events, all)
-	got := map[string]bool{}
-	for _, e := range events {
-		got[e.ID] = true
-	}
-	for id := range wantChanges {
-		if !got[id] {
-			t.Errorf("change %s never published", id)
-		}
-	}
-	if uint64(len(events)) != want {
-		t.Errorf("stream holds %d events, want %d (%d created + %d changes)", len(events), want, len(all), len(wantChanges))
-	}
+	checkCrashStream(t, nc, cfg, subjects.EntityThreat, all, wantChanges)
 }
 
 // publishedStatus returns the incident status in the created event of
@@ -222,4 +206,31 @@ func publishedStatus(t *testing.T, nc *nats.Conn, stream, id string) (string, bo
 		t.Fatal(err)
 	}
 	return d.Threat.ThreatInfo.IncidentStatus, true
+}
+
+// checkCrashStream waits for the stream to hold a created event of every
+// object of entity in all and every change in wantChanges (by event id),
+// then checks it holds exactly those: none lost, none twice.
+func checkCrashStream(t *testing.T, nc *nats.Conn, cfg *config.Config, entity subjects.Entity, all []string, wantChanges map[string]bool) {
+	t.Helper()
+	stream := cfg.EventsStreamName()
+	want := uint64(len(all) + len(wantChanges))
+	testenv.WaitFor(t, 120*time.Second, fmt.Sprintf("%d events", want), func() bool {
+		return testenv.StreamMsgs(nc, stream) >= want
+	})
+	time.Sleep(3 * cfg.Consoles["main"].Ingest.Interval)
+	events := testenv.ReadStream(t, nc, stream)
+	testenv.CheckExactlyOnceOf(t, events, entity, all)
+	got := map[string]bool{}
+	for _, e := range events {
+		got[e.ID] = true
+	}
+	for id := range wantChanges {
+		if !got[id] {
+			t.Errorf("change %s never published", id)
+		}
+	}
+	if uint64(len(events)) != want {
+		t.Errorf("stream holds %d events, want %d (%d created + %d changes)", len(events), want, len(all), len(wantChanges))
+	}
 }
