@@ -1,16 +1,13 @@
 package connector_test
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"math/rand/v2"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/s1bridge/s1bridge/emulator"
 	"github.com/s1bridge/s1bridge/events"
@@ -108,23 +105,13 @@ func TestAlertIngestSurvivesSIGKILL(t *testing.T) {
 // created event of alert id, and whether there is one.
 func publishedAlertStatus(t *testing.T, nc *nats.Conn, stream string, subj subjects.Subjects, id string) (string, bool) {
 	t.Helper()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := s.GetLastMsgForSubject(ctx, subj.AlertEvent("main", id, subjects.KindCreated, ""))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	data, ok := lastEventData(t, nc, stream, subj.AlertEvent("main", id, subjects.KindCreated, ""))
+	if !ok {
 		return "", false
-	}
-	if err != nil {
-		t.Fatal(err)
 	}
 	var d events.AlertCreated
 	var a sentinelone.UAMAlert
-	if err := json.Unmarshal(m.Data, &d); err != nil {
+	if err := json.Unmarshal(data, &d); err != nil {
 		t.Fatal(err)
 	}
 	if err := json.Unmarshal(d.Alert, &a); err != nil {

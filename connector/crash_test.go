@@ -181,19 +181,9 @@ func TestIngestSurvivesSIGKILL(t *testing.T) {
 // threat id, and whether there is one.
 func publishedStatus(t *testing.T, nc *nats.Conn, stream, id string) (string, bool) {
 	t.Helper()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := s.GetLastMsgForSubject(ctx, "s1.main.event.threat."+id+".created")
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	data, ok := lastEventData(t, nc, stream, "s1.main.event.threat."+id+".created")
+	if !ok {
 		return "", false
-	}
-	if err != nil {
-		t.Fatal(err)
 	}
 	var d struct {
 		Threat struct {
@@ -202,10 +192,31 @@ func publishedStatus(t *testing.T, nc *nats.Conn, stream, id string) (string, bo
 			} `json:"threatInfo"`
 		} `json:"threat"`
 	}
-	if err := json.Unmarshal(m.Data, &d); err != nil {
+	if err := json.Unmarshal(data, &d); err != nil {
 		t.Fatal(err)
 	}
 	return d.Threat.ThreatInfo.IncidentStatus, true
+}
+
+// lastEventData returns the data of the last event on subject in stream,
+// and whether there is one.
+func lastEventData(t *testing.T, nc *nats.Conn, stream, subject string) ([]byte, bool) {
+	t.Helper()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Data, true
 }
 
 // checkCrashStream waits for the stream to hold a created event of every
